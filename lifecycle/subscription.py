@@ -1,0 +1,679 @@
+"""The Subscription aggregate: operations, reads, history.
+
+Every operation runs in two phases. First it works on a ``_Draft`` (the state
+and the small immutable ``Ledger``, nothing else): it applies the timed
+transitions due by its time, checks the guards through the shared machine,
+and computes the effects. Only when all of that has succeeded is the draft
+committed, by plain assignments that cannot fail. A refused or failed
+operation therefore leaves the subscription exactly as it was, without ever
+copying the history or the idempotency keys.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import attrs
+
+from lifecycle.catalog import Catalog, default_catalog
+from lifecycle.clock import Clock, add_months, aware, describe, utc_now
+from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder
+from lifecycle.machine import fire
+from lifecycle.rules import Attempt
+from lifecycle.settlement import MONEY, ZERO, split, terms
+from lifecycle.states import ENTERPRISE, EXPIRED, TRIAL, TRIAL_EXHAUSTED, State
+from lifecycle.values import Decision, Receipt, Settlement, Transition
+
+MAX_KEY_LENGTH = 255
+MAX_TERM_MONTHS = 1200
+
+ARGUMENTS: Mapping[str, tuple[str, ...]] = {
+    "purchase_trial": ("discount",),
+    "subscribe": ("edition", "term_months"),
+    "buy_addon": ("package",),
+    "unsubscribe": (),
+}
+"""The arguments of each keyed operation that idempotency compares (not ``at``)."""
+
+ORDER_OPERATIONS = frozenset({"purchase_trial", "subscribe", "buy_addon"})
+
+
+@attrs.frozen
+class Grant:
+    """Add-on credits bought with one order; valid until the period ends (Q6)."""
+
+    package: str
+    order_id: str
+    credits: Decimal
+
+
+@attrs.frozen
+class Ledger:
+    """Everything a subscription holds besides its state and its keys.
+
+    ``credits`` are the trial's credits in a trial and the base quota under
+    Enterprise; outside those states every credit is zero. The last trial's
+    purchase time is kept for ever, for ``trial.once_per_month``; the last
+    period is kept after it ends, for the customer's information.
+    """
+
+    credits: Decimal = ZERO
+    addons: tuple[Grant, ...] = ()
+    trial_end: datetime | None = None
+    last_trial_at: datetime | None = None
+    edition: str | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+    @property
+    def remaining(self) -> Decimal:
+        total = self.credits
+        for grant in self.addons:
+            total = MONEY.add(total, grant.credits)
+        return total
+
+
+EMPTY = Ledger()
+
+
+@attrs.define(slots=False, eq=False)
+class _Draft:
+    """An operation's work in progress; the machine's model (hence slots=False)."""
+
+    state: str
+    ledger: Ledger
+    seq: int
+    applied: list[Transition] = attrs.Factory(list)
+
+    def log(
+        self,
+        trigger: str,
+        source: str,
+        at: datetime,
+        key: str | None,
+        details: dict[str, str],
+    ) -> Transition:
+        entry = Transition(self.seq, at, trigger, State(source), State(self.state), key, details)
+        self.seq += 1
+        self.applied.append(entry)
+        return entry
+
+
+def due(state: State, ledger: Ledger, until: datetime) -> tuple[str, datetime] | None:
+    """The timed transition due by ``until`` (at most one can be), and its instant."""
+    if state is TRIAL and ledger.trial_end is not None and ledger.trial_end <= until:
+        return "trial_ended", ledger.trial_end
+    if state in ENTERPRISE and ledger.period_end is not None and ledger.period_end <= until:
+        return "period_ended", ledger.period_end
+    return None
+
+
+class Subscription:
+    """One customer's subscription to IMS: a state machine under the FAQ's rules.
+
+    Create one with ``Subscription.new`` or ``Subscription.from_record``.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_history",
+        "_ledger",
+        "_mark",
+        "_orders",
+        "_requests",
+        "_state",
+        "_usage",
+        "_usage_queue",
+        "catalog",
+        "customer_id",
+    )
+
+    customer_id: str
+    catalog: Catalog
+    _clock: Clock
+    _state: State
+    _ledger: Ledger
+    _mark: datetime | None
+    _history: list[Transition]
+    _orders: dict[str, Transition]
+    _requests: dict[str, Transition]
+    _usage: dict[str, Settlement]
+    _usage_queue: deque[Settlement] | None
+
+    def __init__(
+        self,
+        customer_id: str,
+        *,
+        catalog: Catalog | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(customer_id, str) or not customer_id.strip():
+            raise InvalidInput(
+                "customer_id",
+                f"expected a non-empty string, got {customer_id!r}",
+                code="input.bad_customer_id",
+            )
+        if catalog is not None and not isinstance(catalog, Catalog):
+            raise InvalidInput("catalog", f"expected a Catalog, got {type(catalog).__name__}")
+        if clock is not None and not callable(clock):
+            raise InvalidInput("clock", "expected a zero-argument callable")
+        self.customer_id = customer_id
+        self.catalog = default_catalog() if catalog is None else catalog
+        self._clock = utc_now if clock is None else clock
+        self._state = State.NONE
+        self._ledger = EMPTY
+        self._mark = None
+        self._history = []
+        self._orders = {}
+        self._requests = {}
+        self._usage = {}
+        self._usage_queue = None
+
+    @classmethod
+    def new(
+        cls,
+        customer_id: str,
+        *,
+        catalog: Catalog | None = None,
+        clock: Clock | None = None,
+    ) -> Subscription:
+        """A subscription that has never bought anything (``State.NONE``).
+
+        ``clock`` is a zero-argument callable returning an aware datetime; the
+        default reads ``datetime.now(timezone.utc)`` at call time.
+        """
+        return cls(customer_id, catalog=catalog, clock=clock)
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.customer_id!r} {self._state.value} mark={self._mark}>"
+
+    # --- reads: pure, as of the clock's now (or ``at``) ----------------------
+
+    @property
+    def state(self) -> State:
+        """The state as of the clock's now, timed transitions included."""
+        return self._view(None)[0]
+
+    def state_at(self, at: datetime) -> State:
+        """The state as of ``at``, timed transitions included; changes nothing."""
+        return self._view(at)[0]
+
+    def remaining_credits(self, at: datetime | None = None) -> Decimal:
+        """Credits left as of ``at``: base quota plus add-ons, or the trial's."""
+        return self._view(at)[1].remaining
+
+    def authorize(self, feature: str, at: datetime | None = None) -> Decision:
+        """Whether ``feature`` may be used as of ``at``, and how it would be billed."""
+        name = self.catalog.feature(feature)
+        state, ledger = self._view(at)
+        how = terms(
+            state, name, self.catalog.meter_for(name), self._edition(state, ledger), self.catalog
+        )
+        return Decision(how.billing != "denied", how.billing, how.rule.code if how.rule else None)
+
+    @property
+    def history(self) -> tuple[Transition, ...]:
+        """Every transition applied, oldest first."""
+        return tuple(self._history)
+
+    @property
+    def mark(self) -> datetime | None:
+        """The time of the last operation; operations before it are refused."""
+        return self._mark
+
+    @property
+    def edition(self) -> str | None:
+        """The edition of the current or last Enterprise subscription."""
+        return self._ledger.edition
+
+    @property
+    def period_end(self) -> datetime | None:
+        """When the current or last Enterprise validity period ends (exclusive)."""
+        return self._ledger.period_end
+
+    @property
+    def trial_end(self) -> datetime | None:
+        """When the current or last trial ends (exclusive)."""
+        return self._ledger.trial_end
+
+    def _view(self, at: datetime | None) -> tuple[State, Ledger]:
+        # NOTE: a read never looks back before the mark. An order service
+        # instance whose clock lags another's must not see a subscription as it
+        # was before an operation already applied; `history` holds the past.
+        when = self._when(at)
+        mark = self._mark
+        if mark is not None and when <= mark:
+            return self._state, self._ledger
+        pending = due(self._state, self._ledger, when)
+        if pending is None:
+            return self._state, self._ledger
+        state = TRIAL_EXHAUSTED if pending[0] == "trial_ended" else EXPIRED
+        return state, attrs.evolve(self._ledger, credits=ZERO, addons=())
+
+    # --- operations ----------------------------------------------------------
+
+    def purchase_trial(
+        self, order_id: str, discount: object = None, at: datetime | None = None
+    ) -> Receipt:
+        """Buy the monthly feature trial package (Q2) at its fixed price."""
+        key = _key(order_id, "order_id")
+        asked = _discount(discount)
+        when = self._when(at)
+        first = self._replay(self._orders, key, "purchase_trial", {"discount": asked})
+        if first is not None:
+            return first
+        draft = self._draft("purchase_trial", when)
+        source = draft.state
+        fire(draft, "purchase_trial", self._attempt("purchase_trial", draft, when, asked))
+        trial = self.catalog.trial
+        ends = add_months(when, trial.validity_months, self.catalog.zone)
+        draft.ledger = Ledger(credits=trial.credits, trial_end=ends, last_trial_at=when)
+        entry = draft.log(
+            "purchase_trial",
+            source,
+            when,
+            key,
+            {
+                "amount": str(trial.price),
+                "credits": str(trial.credits),
+                "trial_end": ends.isoformat(),
+                "forfeited": "0",
+            },
+        )
+        self._commit(draft, when)
+        self._orders[key] = entry
+        return _receipt(entry)
+
+    def subscribe(
+        self,
+        edition: str,
+        order_id: str,
+        term_months: int = 12,
+        at: datetime | None = None,
+    ) -> Receipt:
+        """Subscribe to an Enterprise Edition for ``term_months`` calendar months."""
+        chosen = self.catalog.edition(edition)
+        term = _term(term_months)
+        key = _key(order_id, "order_id")
+        when = self._when(at)
+        args = {"edition": chosen.name, "term_months": str(term)}
+        first = self._replay(self._orders, key, "subscribe", args)
+        if first is not None:
+            return first
+        draft = self._draft("subscribe", when)
+        source = draft.state
+        fire(draft, "subscribe", self._attempt("subscribe", draft, when))
+        # NOTE: from a trial the rest of the trial ends here (Q2: to continue,
+        # subscribe); from quota-exhausted-payg the new period replaces the old
+        # one (Q6). Either way what was left is forfeited and recorded.
+        forfeited = draft.ledger.remaining
+        ends = add_months(when, term, self.catalog.zone)
+        draft.ledger = Ledger(
+            credits=chosen.credits,
+            last_trial_at=draft.ledger.last_trial_at,
+            edition=chosen.name,
+            period_start=when,
+            period_end=ends,
+        )
+        entry = draft.log(
+            "subscribe",
+            source,
+            when,
+            key,
+            {
+                **args,
+                "amount": str(chosen.price),
+                "credits": str(chosen.credits),
+                "period_end": ends.isoformat(),
+                "forfeited": str(forfeited),
+            },
+        )
+        self._commit(draft, when)
+        self._orders[key] = entry
+        return _receipt(entry)
+
+    def buy_addon(self, package: str, order_id: str, at: datetime | None = None) -> Receipt:
+        """Buy an add-on package: its credits last until the current period ends (Q1, Q6)."""
+        chosen = self.catalog.addon(package)
+        key = _key(order_id, "order_id")
+        when = self._when(at)
+        args = {"package": chosen.name}
+        first = self._replay(self._orders, key, "buy_addon", args)
+        if first is not None:
+            return first
+        draft = self._draft("buy_addon", when)
+        source = draft.state
+        fire(draft, "buy_addon", self._attempt("buy_addon", draft, when))
+        ledger = draft.ledger
+        draft.ledger = attrs.evolve(
+            ledger, addons=(*ledger.addons, Grant(chosen.name, key, chosen.credits))
+        )
+        entry = draft.log(
+            "buy_addon",
+            source,
+            when,
+            key,
+            {
+                **args,
+                "amount": str(chosen.price),
+                "credits": str(chosen.credits),
+                "valid_until": ledger.period_end.isoformat() if ledger.period_end else "",
+                "forfeited": "0",
+            },
+        )
+        self._commit(draft, when)
+        self._orders[key] = entry
+        return _receipt(entry)
+
+    def unsubscribe(self, request_id: str, at: datetime | None = None) -> Receipt:
+        """Unsubscribe from Enterprise: service stops, unused credits are forfeited (Q4)."""
+        key = _key(request_id, "request_id")
+        when = self._when(at)
+        first = self._replay(self._requests, key, "unsubscribe", {})
+        if first is not None:
+            return first
+        draft = self._draft("unsubscribe", when)
+        source = draft.state
+        fire(draft, "unsubscribe", self._attempt("unsubscribe", draft, when))
+        forfeited = draft.ledger.remaining
+        draft.ledger = attrs.evolve(draft.ledger, credits=ZERO, addons=())
+        entry = draft.log(
+            "unsubscribe",
+            source,
+            when,
+            key,
+            {"amount": "0", "forfeited": str(forfeited)},
+        )
+        self._commit(draft, when)
+        self._requests[key] = entry
+        return _receipt(entry)
+
+    def record_usage(
+        self,
+        meter: str,
+        quantity: Decimal | int | str,
+        usage_id: str,
+        at: datetime | None = None,
+    ) -> Settlement:
+        """Settle ``quantity`` units of ``meter`` over credits, pay-as-you-go or denial."""
+        measured = self.catalog.meter(meter)
+        amount = _quantity(quantity)
+        key = _key(usage_id, "usage_id")
+        when = self._when(at)
+        first = self._usage.get(key)
+        if first is not None:
+            if first.meter == measured.name and first.quantity == amount:
+                return first
+            raise IdempotencyConflict(
+                key,
+                f"record_usage({first.meter!r}, {first.quantity})",
+                f"record_usage({measured.name!r}, {amount})",
+            )
+        draft = self._draft("record_usage", when)
+        state = State(draft.state)
+        ledger = draft.ledger
+        how = terms(
+            state,
+            measured.feature,
+            measured,
+            self._edition(state, ledger),
+            self.catalog,
+        )
+        parts = split(
+            how,
+            amount,
+            measured.credit_rate,
+            ledger.credits,
+            tuple(grant.credits for grant in ledger.addons),
+        )
+        if how.billing == "credits":
+            draft.ledger = ledger = attrs.evolve(
+                ledger,
+                credits=parts.base_left,
+                addons=tuple(
+                    attrs.evolve(grant, credits=left)
+                    for grant, left in zip(ledger.addons, parts.addons_left, strict=True)
+                    if left
+                ),
+            )
+            if not ledger.remaining:
+                trigger = "trial_used_up" if state is TRIAL else "quota_used_up"
+                fire(draft, trigger, self._attempt(trigger, draft, when))
+                draft.log(trigger, state.value, when, key, {})
+        settlement = Settlement(
+            quota=parts.quota,
+            addons=parts.addons,
+            payg=parts.payg,
+            denied=parts.denied,
+            amount=MONEY.multiply(parts.payg, measured.payg_price),
+            rule=parts.rule.code if parts.rule else None,
+            meter=measured.name,
+            quantity=amount,
+            usage_id=key,
+            at=when,
+            state=State(draft.state),
+        )
+        self._commit(draft, when)
+        self._remember(settlement)
+        return settlement
+
+    def advance(self, to: datetime) -> list[Transition]:
+        """Apply the timed transitions due by ``to`` and move the mark there."""
+        when = aware(to, "to")
+        draft = self._draft("advance", when)
+        self._commit(draft, when)
+        return draft.applied
+
+    # --- records -------------------------------------------------------------
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-safe dict of everything, carrying a schema version."""
+        from lifecycle.record import dump
+
+        return dump(self)
+
+    @classmethod
+    def from_record(
+        cls,
+        record: Mapping[str, Any],
+        *,
+        catalog: Catalog | None = None,
+        clock: Clock | None = None,
+    ) -> Subscription:
+        """Rebuild a subscription from ``to_record()``'s output, validating all of it.
+
+        A corrupt record raises ``InvalidInput`` naming the field; nothing is
+        half-built.
+        """
+        from lifecycle.record import load
+
+        return load(cls, record, default_catalog() if catalog is None else catalog, clock)
+
+    # --- the machinery of an operation ---------------------------------------
+
+    def _when(self, at: datetime | None) -> datetime:
+        if at is None:
+            return aware(self._clock(), "clock")
+        return aware(at, "at")
+
+    def _draft(self, operation: str, when: datetime) -> _Draft:
+        """A draft at ``when``, with the timed transitions due by then applied."""
+        mark = self._mark
+        if mark is not None and when < mark:
+            raise OutOfOrder(operation, when, mark)
+        draft = _Draft(self._state.value, self._ledger, len(self._history) + 1)
+        pending = due(self._state, self._ledger, when)
+        if pending is not None:
+            trigger, instant = pending
+            source = draft.state
+            lapsed = draft.ledger.remaining
+            fire(draft, trigger, self._attempt(trigger, draft, instant))
+            draft.ledger = attrs.evolve(draft.ledger, credits=ZERO, addons=())
+            draft.log(trigger, source, instant, None, {"lapsed": str(lapsed)})
+        return draft
+
+    def _commit(self, draft: _Draft, when: datetime) -> None:
+        # NOTE: only assignments from here on: nothing below can refuse.
+        self._state = State(draft.state)
+        self._ledger = draft.ledger
+        if draft.applied:
+            self._history.extend(draft.applied)
+        self._mark = when
+        queue = self._usage_queue
+        if queue:
+            window = self.catalog.window
+            while queue and queue[0].at + window <= when:
+                del self._usage[queue.popleft().usage_id]
+
+    def _remember(self, settlement: Settlement) -> None:
+        self._usage[settlement.usage_id] = settlement
+        if self._usage_queue is None:
+            self._usage_queue = deque()
+        self._usage_queue.append(settlement)
+
+    def _attempt(
+        self, operation: str, draft: _Draft, at: datetime, discount: object = None
+    ) -> Attempt:
+        catalog = self.catalog
+        ledger = draft.ledger
+        facts = {"trial_price": f"{catalog.currency} {catalog.trial.price}"}
+        if ledger.period_end is not None:
+            facts["period_end"] = describe(ledger.period_end, catalog.zone)
+        return Attempt(
+            operation,
+            draft.state,
+            at,
+            catalog.zone,
+            last_trial_at=ledger.last_trial_at,
+            discount=discount,
+            facts=facts,
+        )
+
+    def _replay(
+        self,
+        keys: dict[str, Transition],
+        key: str,
+        operation: str,
+        args: Mapping[str, str | None],
+    ) -> Receipt | None:
+        entry = keys.get(key)
+        if entry is None:
+            return None
+        before = {name: entry.details.get(name) for name in ARGUMENTS[entry.trigger]}
+        if entry.trigger != operation or before != args:
+            raise IdempotencyConflict(key, _call(entry.trigger, before), _call(operation, args))
+        return _receipt(entry)
+
+    def _edition(self, state: State, ledger: Ledger) -> Any:
+        if state in ENTERPRISE and ledger.edition is not None:
+            return self.catalog.editions[ledger.edition]
+        return None
+
+
+def _receipt(entry: Transition) -> Receipt:
+    return Receipt(
+        entry.trigger,
+        entry.key or "",
+        entry.at,
+        Decimal(entry.details["amount"]),
+        entry.dest,
+        Decimal(entry.details["forfeited"]),
+    )
+
+
+def _call(operation: str, args: Mapping[str, str | None]) -> str:
+    shown = ", ".join(f"{name}={value!r}" for name, value in args.items() if value is not None)
+    return f"{operation}({shown})"
+
+
+def _key(value: object, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(
+            field, f"expected a non-empty string key, got {value!r}", code="input.bad_key"
+        )
+    if len(value) > MAX_KEY_LENGTH:
+        raise InvalidInput(
+            field,
+            f"is {len(value)} characters long; keys are at most {MAX_KEY_LENGTH}",
+            code="input.bad_key",
+        )
+    return value
+
+
+def _number(value: object, field: str, code: str) -> Decimal:
+    """``value`` as a Decimal: Decimal, int, a finite float or a numeric string."""
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, bool):
+        raise InvalidInput(field, f"expected a number, got {value!r}", code=code)
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput(field, f"{value!r} is not a finite number", code=code)
+        # NOTE: the shortest repr, so 0.1 means Decimal("0.1"), not its binary value.
+        number = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise InvalidInput(field, f"{value!r} is not a number", code=code) from None
+    else:
+        raise InvalidInput(field, f"expected a Decimal, got {type(value).__name__}", code=code)
+    if not number.is_finite():
+        raise InvalidInput(field, f"{value!r} is not a finite number", code=code)
+    return number
+
+
+def _quantity(value: object) -> Decimal:
+    if type(value) is Decimal and value.is_finite() and value > 0:
+        return value  # the hot path: a valid Decimal, checked without more ado
+    number = _number(value, "quantity", "input.bad_quantity")
+    if number <= 0:
+        raise InvalidInput(
+            "quantity", f"must be positive, got {value!r}", code="input.bad_quantity"
+        )
+    return number
+
+
+def _discount(value: object) -> str | None:
+    """None for no discount (None or zero); otherwise what was asked, as text."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip() and not _numeric(value):
+        return value  # a coupon code: a discount all the same
+    number = _number(value, "discount", "input.bad_discount")
+    if number < 0:
+        raise InvalidInput(
+            "discount", f"must not be negative, got {value!r}", code="input.bad_discount"
+        )
+    return None if number == 0 else str(number)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        Decimal(text.strip())
+    except InvalidOperation:
+        return False
+    return True
+
+
+def _term(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(
+            "term_months",
+            f"expected a whole number of months, got {value!r}",
+            code="input.bad_term",
+        )
+    if not 1 <= value <= MAX_TERM_MONTHS:
+        raise InvalidInput(
+            "term_months",
+            f"must be between 1 and {MAX_TERM_MONTHS}, got {value}",
+            code="input.bad_term",
+        )
+    return value
