@@ -72,13 +72,16 @@ class OutOfOrder(LifecycleError):
 
     code = "order.out_of_order"
 
-    def __init__(self, operation: str, at: datetime, mark: datetime) -> None:
+    def __init__(
+        self, operation: str, at: datetime, mark: datetime, *, reason: str | None = None
+    ) -> None:
         self.operation = operation
         self.at = at
         self.mark = mark
+        reason = reason or "operations must come in time order"
         super().__init__(
-            f"{operation} at {at.isoformat()} is earlier than the last operation "
-            f"applied at {mark.isoformat()}; operations must come in time order"
+            f"{operation} at {at.isoformat()} is earlier than {mark.isoformat()}, "
+            f"the earliest time allowed; {reason}"
         )
 
 

@@ -22,7 +22,6 @@ from lifecycle.catalog import Catalog
 from lifecycle.clock import Clock
 from lifecycle.errors import InvalidInput
 from lifecycle.rules import BY_CODE
-from lifecycle.settlement import ZERO
 from lifecycle.states import EDGES, ENTERPRISE, NONE, QUOTA_EXHAUSTED_PAYG, TRIAL, State
 from lifecycle.subscription import ARGUMENTS, ORDER_OPERATIONS, Grant, Ledger, due
 from lifecycle.values import Settlement, Transition
@@ -58,9 +57,13 @@ USAGE_COLUMNS = (
     "denied",
     "amount",
     "rule",
+    "credits",
     "state",
 )
 HISTORY_FIELDS = ("seq", "at", "trigger", "source", "dest", "key", "details")
+_FIELDS = frozenset(FIELDS)
+_HISTORY_FIELDS = frozenset(HISTORY_FIELDS)
+_GRANT_FIELDS = frozenset(("package", "order_id", "credits"))
 _EDGES = {(e.trigger, source): e.dest for e in EDGES for source in e.sources}
 _STATES = {state.value: state for state in State}
 
@@ -110,6 +113,7 @@ def dump(sub: Subscription) -> dict[str, Any]:
                 str(s.denied),
                 str(s.amount),
                 s.rule,
+                str(s.credits),
                 s.state.value,
             ]
             for s in sub._usage.values()
@@ -121,87 +125,117 @@ def _bad(field: str, problem: str) -> InvalidInput:
     return InvalidInput(field, problem, code="record.invalid")
 
 
-def _text(value: object, field: str, *, optional: bool = False) -> Any:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value:
-        raise _bad(field, f"expected a non-empty string, got {value!r}")
-    return value
+def _path(where: str, name: str) -> str:
+    # NOTE: field paths are only built on the way to an error, never on the
+    # success path: from_record's cost is mostly these helpers.
+    return f"{where}.{name}" if where and name else where or name
 
 
-def _instant(value: object, field: str, *, optional: bool = False) -> Any:
+def _text(value: object, where: str, name: str = "", *, optional: bool = False) -> Any:
+    if type(value) is str and value:
+        return value
     if value is None and optional:
         return None
-    if not isinstance(value, str):
-        raise _bad(field, f"expected an ISO 8601 timestamp, got {value!r}")
+    raise _bad(_path(where, name), f"expected a non-empty string, got {value!r}")
+
+
+def _instant(value: object, where: str, name: str = "", *, optional: bool = False) -> Any:
+    if type(value) is not str:
+        if value is None and optional:
+            return None
+        raise _bad(_path(where, name), f"expected an ISO 8601 timestamp, got {value!r}")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise _bad(field, f"{value!r} is not an ISO 8601 timestamp") from None
+        raise _bad(_path(where, name), f"{value!r} is not an ISO 8601 timestamp") from None
+    if parsed.tzinfo is UTC:
+        return parsed  # what `dump` writes: no conversion needed
     if parsed.utcoffset() is None:
-        raise _bad(field, f"{value!r} is naive; records hold aware timestamps")
+        raise _bad(_path(where, name), f"{value!r} is naive; records hold aware timestamps")
     return parsed.astimezone(UTC)
 
 
-def _decimal(value: object, field: str, *, positive: bool = False) -> Decimal:
-    if not isinstance(value, str):
-        raise _bad(field, f"expected a decimal string, got {value!r}")
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise _bad(field, f"{value!r} is not a decimal number") from None
-    if not number.is_finite() or number < 0 or (positive and not number):
-        raise _bad(
-            field, f"{value!r} must be a finite {'positive' if positive else 'non-negative'} number"
-        )
+def _decimal(
+    value: object,
+    where: str,
+    name: str = "",
+    *,
+    positive: bool = False,
+    memo: dict[str, Decimal] | None = None,
+) -> Decimal:
+    """``value`` as a finite, non-negative Decimal (positive if asked).
+
+    ``memo`` holds the strings already parsed while loading one record: usage
+    rows repeat the same few figures ("0", the quantity), and a dict lookup
+    costs a fraction of a parse.
+    """
+    if type(value) is not str:
+        raise _bad(_path(where, name), f"expected a decimal string, got {value!r}")
+    number = memo.get(value) if memo is not None else None
+    if number is None:
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise _bad(_path(where, name), f"{value!r} is not a decimal number") from None
+        if not number.is_finite() or (number.is_signed() and number):
+            raise _bad(_path(where, name), f"{value!r} must be a finite non-negative number")
+        if memo is not None:
+            memo[value] = number
+    if positive and not number:
+        raise _bad(_path(where, name), f"{value!r} must be a positive number")
     return number
 
 
-def _state(value: object, field: str) -> State:
+def _state(value: object, where: str, name: str = "") -> State:
     # NOTE: transitions would silently accept an unknown state; we never do.
-    if isinstance(value, str) and value in _STATES:
-        return _STATES[value]
-    raise _bad(field, f"{value!r} is not a state; known: {', '.join(_STATES)}")
+    state = _STATES.get(value) if type(value) is str else None
+    if state is None:
+        known = ", ".join(_STATES)
+        raise _bad(_path(where, name), f"{value!r} is not a state; known: {known}")
+    return state
 
 
 def _list(value: object, field: str) -> list[Any]:
-    if not isinstance(value, list):
+    if type(value) is not list:
         raise _bad(field, f"expected a list, got {type(value).__name__}")
     return value
 
 
-def _mapping(value: object, field: str, fields: tuple[str, ...]) -> Mapping[str, Any]:
+def _mapping(value: object, field: str, fields: frozenset[str]) -> Mapping[str, Any]:
+    if type(value) is dict and value.keys() == fields:
+        return value
     if not isinstance(value, Mapping):
         raise _bad(field, f"expected an object, got {type(value).__name__}")
-    missing = [name for name in fields if name not in value]
+    missing = sorted(name for name in fields if name not in value)
     if missing:
-        raise _bad(f"{field}.{missing[0]}" if field else missing[0], "is missing")
+        raise _bad(_path(field, missing[0]), "is missing")
     extra = sorted(str(name) for name in value if name not in fields)
-    if extra:
-        raise _bad(f"{field}.{extra[0]}" if field else extra[0], "is not a record field")
-    return value
+    raise _bad(_path(field, extra[0]), "is not a record field")
 
 
 def load(
     cls: type[Subscription],
     record: Mapping[str, Any],
     catalog: Catalog,
-    clock: Clock | None,
+    clock: Clock,
 ) -> Subscription:
-    if isinstance(record, Mapping) and record.get("schema_version") != SCHEMA_VERSION:
+    if (type(record) is dict or isinstance(record, Mapping)) and record.get(
+        "schema_version"
+    ) != SCHEMA_VERSION:
         raise InvalidInput(
             "schema_version",
             f"{record.get('schema_version')!r} is not a supported schema version "
             f"(this library reads version {SCHEMA_VERSION})",
             code="record.unsupported_version",
         )
-    data = _mapping(record, "", FIELDS)
+    data = _mapping(record, "", _FIELDS)
     customer_id = _text(data["customer_id"], "customer_id")
     state = _state(data["state"], "state")
     mark = _instant(data["mark"], "mark", optional=True)
 
+    memo: dict[str, Decimal] = {}
     ledger = Ledger(
-        credits=_decimal(data["credits"], "credits"),
+        credits=_decimal(data["credits"], "credits", memo=memo),
         addons=tuple(
             _grant(entry, f"addons[{i}]") for i, entry in enumerate(_list(data["addons"], "addons"))
         ),
@@ -213,13 +247,15 @@ def load(
     )
     _check_ledger(state, ledger, mark, catalog)
 
-    history = [_transition(entry, i) for i, entry in enumerate(_list(data["history"], "history"))]
+    history = [
+        _transition(entry, i, memo) for i, entry in enumerate(_list(data["history"], "history"))
+    ]
     orders, requests = _check_history(history, state, mark)
 
-    usage = [_usage(row, f"usage[{i}]") for i, row in enumerate(_list(data["usage"], "usage"))]
+    usage = [_usage(row, i, memo) for i, row in enumerate(_list(data["usage"], "usage"))]
     _check_usage(usage, mark)
 
-    sub = cls(customer_id, catalog=catalog, clock=clock)
+    sub = cls(customer_id, catalog, clock)
     sub._state = state
     sub._ledger = ledger
     sub._mark = mark
@@ -235,11 +271,11 @@ def load(
 
 
 def _grant(value: object, field: str) -> Grant:
-    entry = _mapping(value, field, ("package", "order_id", "credits"))
+    entry = _mapping(value, field, _GRANT_FIELDS)
     return Grant(
-        _text(entry["package"], f"{field}.package"),
-        _text(entry["order_id"], f"{field}.order_id"),
-        _decimal(entry["credits"], f"{field}.credits", positive=True),
+        _text(entry["package"], field, "package"),
+        _text(entry["order_id"], field, "order_id"),
+        _decimal(entry["credits"], field, "credits", positive=True),
     )
 
 
@@ -270,36 +306,37 @@ def _check_ledger(state: State, ledger: Ledger, mark: datetime | None, catalog: 
         raise _bad("state", "a trial end or period end before the mark was never applied")
 
 
-def _transition(value: object, index: int) -> Transition:
+def _transition(value: object, index: int, memo: dict[str, Decimal]) -> Transition:
     field = f"history[{index}]"
-    entry = _mapping(value, field, HISTORY_FIELDS)
+    entry = _mapping(value, field, _HISTORY_FIELDS)
     seq = entry["seq"]
     if type(seq) is not int or seq != index + 1:
         raise _bad(f"{field}.seq", f"expected {index + 1}, got {seq!r}")
     details = entry["details"]
-    if not isinstance(details, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in details.items()
-    ):
+    if type(details) is not dict:
         raise _bad(f"{field}.details", "expected an object of strings")
+    for name, text in details.items():
+        if type(name) is not str or type(text) is not str:
+            raise _bad(f"{field}.details", "expected an object of strings")
     trigger = entry["trigger"]
-    source = _state(entry["source"], f"{field}.source")
-    dest = _state(entry["dest"], f"{field}.dest")
-    if not isinstance(trigger, str) or _EDGES.get((trigger, source)) is not dest:
+    source = _state(entry["source"], field, "source")
+    dest = _state(entry["dest"], field, "dest")
+    if type(trigger) is not str or _EDGES.get((trigger, source)) is not dest:
         raise _bad(
             f"{field}.trigger", f"{trigger!r} does not lead from {source.value} to {dest.value}"
         )
-    key = _text(entry["key"], f"{field}.key", optional=True)
-    if trigger in ARGUMENTS:
+    key = _text(entry["key"], field, "key", optional=True)
+    arguments = ARGUMENTS.get(trigger)
+    if arguments is not None:
         if key is None:
             raise _bad(f"{field}.key", f"{trigger} needs its caller key")
-        for name in ("amount", "forfeited"):
-            _decimal(details.get(name), f"{field}.details.{name}")
-        for name in ARGUMENTS[trigger]:
+        _decimal(details.get("amount"), field, "details.amount", memo=memo)
+        _decimal(details.get("forfeited"), field, "details.forfeited", memo=memo)
+        for name in arguments:
             if name != "discount" and name not in details:
                 raise _bad(f"{field}.details.{name}", "is missing")
-    return Transition(
-        seq, _instant(entry["at"], f"{field}.at"), trigger, source, dest, key, dict(details)
-    )
+    at = _instant(entry["at"], field, "at")
+    return Transition(seq, at, trigger, source, dest, key, dict(details))
 
 
 def _check_history(
@@ -308,18 +345,19 @@ def _check_history(
     orders: dict[str, Transition] = {}
     requests: dict[str, Transition] = {}
     current, previous = NONE, None
-    for entry in history:
-        field = f"history[{entry.seq - 1}]"
+    for index, entry in enumerate(history):
         if entry.source is not current:
-            raise _bad(f"{field}.source", f"expected {current.value}, the previous entry's dest")
+            raise _bad(
+                f"history[{index}].source", f"expected {current.value}, the previous entry's dest"
+            )
         if previous is not None and entry.at < previous:
-            raise _bad(f"{field}.at", "is earlier than the entry before it")
+            raise _bad(f"history[{index}].at", "is earlier than the entry before it")
         if mark is None or entry.at > mark:
-            raise _bad(f"{field}.at", "is later than the mark")
+            raise _bad(f"history[{index}].at", "is later than the mark")
         if entry.key is not None and entry.trigger in ARGUMENTS:
             keys = orders if entry.trigger in ORDER_OPERATIONS else requests
             if entry.key in keys:
-                raise _bad(f"{field}.key", f"{entry.key!r} is used twice")
+                raise _bad(f"history[{index}].key", f"{entry.key!r} is used twice")
             keys[entry.key] = entry
         current, previous = entry.dest, entry.at
     if current is not state:
@@ -327,49 +365,52 @@ def _check_history(
     return orders, requests
 
 
-def _usage(value: object, field: str) -> Settlement:
-    row = _list(value, field)
+def _usage(value: object, index: int, memo: dict[str, Decimal]) -> Settlement:
+    row = value if type(value) is list else _list(value, f"usage[{index}]")
     if len(row) != len(USAGE_COLUMNS):
-        raise _bad(field, f"expected {len(USAGE_COLUMNS)} columns: {', '.join(USAGE_COLUMNS)}")
-    usage_id, at, meter, quantity, quota, addons, payg, denied, amount, rule, state = row
-    parts = [
-        _decimal(part, f"{field}.{name}")
-        for part, name in ((quota, "quota"), (addons, "addons"), (payg, "payg"), (denied, "denied"))
-    ]
+        raise _bad(
+            f"usage[{index}]",
+            f"expected {len(USAGE_COLUMNS)} columns: {', '.join(USAGE_COLUMNS)}",
+        )
+    usage_id, at, meter, quantity, quota, addons, payg, denied, amount, rule, credits, state = row
+    where = f"usage[{index}]"
+    # NOTE: positional, in field order: keywords cost a third more here, and
+    # this runs once per remembered usage key on every load.
     settlement = Settlement(
-        quota=parts[0],
-        addons=parts[1],
-        payg=parts[2],
-        denied=parts[3],
-        amount=_decimal(amount, f"{field}.amount"),
-        rule=_rule(rule, f"{field}.rule"),
-        meter=_text(meter, f"{field}.meter"),
-        quantity=_decimal(quantity, f"{field}.quantity", positive=True),
-        usage_id=_text(usage_id, f"{field}.usage_id"),
-        at=_instant(at, f"{field}.at"),
-        state=_state(state, f"{field}.state"),
+        _decimal(quota, where, "quota", memo=memo),
+        _decimal(addons, where, "addons", memo=memo),
+        _decimal(payg, where, "payg", memo=memo),
+        _decimal(denied, where, "denied", memo=memo),
+        _decimal(amount, where, "amount", memo=memo),
+        _rule(rule, where),
+        _decimal(credits, where, "credits", memo=memo),
+        _text(meter, where, "meter"),
+        _decimal(quantity, where, "quantity", positive=True, memo=memo),
+        _text(usage_id, where, "usage_id"),
+        _instant(at, where, "at"),
+        _state(state, where, "state"),
     )
-    if sum(parts, ZERO) != settlement.quantity:
-        raise _bad(field, "quota + addons + payg + denied does not equal the quantity")
+    parts = settlement.quota + settlement.addons + settlement.payg + settlement.denied
+    if parts != settlement.quantity:
+        raise _bad(where, "quota + addons + payg + denied does not equal the quantity")
     return settlement
 
 
-def _rule(value: object, field: str) -> str | None:
-    if value is None or (isinstance(value, str) and value in BY_CODE):
+def _rule(value: object, where: str) -> str | None:
+    if value is None or (type(value) is str and value in BY_CODE):
         return value
-    raise _bad(field, f"{value!r} is not a rule code")
+    raise _bad(f"{where}.rule", f"{value!r} is not a rule code")
 
 
 def _check_usage(usage: list[Settlement], mark: datetime | None) -> None:
     seen: set[str] = set()
     previous = None
     for index, settlement in enumerate(usage):
-        field = f"usage[{index}]"
         if settlement.usage_id in seen:
-            raise _bad(f"{field}.usage_id", f"{settlement.usage_id!r} appears twice")
+            raise _bad(f"usage[{index}].usage_id", f"{settlement.usage_id!r} appears twice")
         seen.add(settlement.usage_id)
         if previous is not None and settlement.at < previous:
-            raise _bad(f"{field}.at", "is earlier than the usage before it")
+            raise _bad(f"usage[{index}].at", "is earlier than the usage before it")
         if mark is None or settlement.at > mark:
-            raise _bad(f"{field}.at", "is later than the mark")
+            raise _bad(f"usage[{index}].at", "is later than the mark")
         previous = settlement.at

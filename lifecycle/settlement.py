@@ -8,7 +8,7 @@ means a usage is never settled differently from what ``authorize`` promised.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Context, Decimal
+from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal
 
 import attrs
 
@@ -27,10 +27,13 @@ from lifecycle.values import Billing
 
 ZERO = Decimal(0)
 
-# NOTE: the arithmetic of the default decimal context (28 digits, half-even),
-# fixed here so that a caller who changes their thread's context does not
-# change what a customer is billed.
-MONEY = Context(prec=28, rounding=ROUND_HALF_EVEN)
+# NOTE: contexts fixed here, so that a caller who changes their thread's
+# decimal context does not change what a customer is billed. Sums, differences
+# and products are exact (a thousand digits is far beyond any real figure);
+# only a division that does not terminate (credits over a credit rate such as
+# 3) is rounded, to the default context's 28 digits, half-even.
+MONEY = Context(prec=1000, rounding=ROUND_HALF_EVEN, Emax=MAX_EMAX, Emin=MIN_EMIN)
+DIVISION = Context(prec=28, rounding=ROUND_HALF_EVEN)
 
 
 @attrs.frozen
@@ -141,5 +144,5 @@ def _draw(units: Decimal, rate: Decimal, pool: Decimal) -> tuple[Decimal, Decima
     need = MONEY.multiply(units, rate)
     if need <= pool:
         return units, MONEY.subtract(pool, need), ZERO
-    covered = MONEY.divide(pool, rate)
+    covered = DIVISION.divide(pool, rate)
     return covered, ZERO, MONEY.subtract(units, covered)

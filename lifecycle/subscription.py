@@ -11,6 +11,7 @@ copying the history or the idempotency keys.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -26,7 +27,14 @@ from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder
 from lifecycle.machine import fire
 from lifecycle.rules import Attempt
 from lifecycle.settlement import MONEY, ZERO, split, terms
-from lifecycle.states import ENTERPRISE, EXPIRED, TRIAL, TRIAL_EXHAUSTED, State
+from lifecycle.states import (
+    ENTERPRISE,
+    ENTERPRISE_ACTIVE,
+    EXPIRED,
+    TRIAL,
+    TRIAL_EXHAUSTED,
+    State,
+)
 from lifecycle.values import Decision, Receipt, Settlement, Transition
 
 MAX_KEY_LENGTH = 255
@@ -41,6 +49,9 @@ ARGUMENTS: Mapping[str, tuple[str, ...]] = {
 """The arguments of each keyed operation that idempotency compares (not ``at``)."""
 
 ORDER_OPERATIONS = frozenset({"purchase_trial", "subscribe", "buy_addon"})
+
+HOLDING = frozenset({TRIAL, ENTERPRISE_ACTIVE})
+"""The states that hold credits."""
 
 
 @attrs.frozen
@@ -145,26 +156,11 @@ class Subscription:
     _usage: dict[str, Settlement]
     _usage_queue: deque[Settlement] | None
 
-    def __init__(
-        self,
-        customer_id: str,
-        *,
-        catalog: Catalog | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        if not isinstance(customer_id, str) or not customer_id.strip():
-            raise InvalidInput(
-                "customer_id",
-                f"expected a non-empty string, got {customer_id!r}",
-                code="input.bad_customer_id",
-            )
-        if catalog is not None and not isinstance(catalog, Catalog):
-            raise InvalidInput("catalog", f"expected a Catalog, got {type(catalog).__name__}")
-        if clock is not None and not callable(clock):
-            raise InvalidInput("clock", "expected a zero-argument callable")
+    def __init__(self, customer_id: str, catalog: Catalog, clock: Clock) -> None:
+        # Trusts its arguments: `new` and `from_record` validate them first.
         self.customer_id = customer_id
-        self.catalog = default_catalog() if catalog is None else catalog
-        self._clock = utc_now if clock is None else clock
+        self.catalog = catalog
+        self._clock = clock
         self._state = State.NONE
         self._ledger = EMPTY
         self._mark = None
@@ -187,33 +183,76 @@ class Subscription:
         ``clock`` is a zero-argument callable returning an aware datetime; the
         default reads ``datetime.now(timezone.utc)`` at call time.
         """
-        return cls(customer_id, catalog=catalog, clock=clock)
+        if not isinstance(customer_id, str) or not customer_id.strip():
+            raise InvalidInput(
+                "customer_id",
+                f"expected a non-empty string, got {customer_id!r}",
+                code="input.bad_customer_id",
+            )
+        return cls(customer_id, *_catalog_and_clock(catalog, clock))
 
     def __repr__(self) -> str:
         return f"<Subscription {self.customer_id!r} {self._state.value} mark={self._mark}>"
 
     # --- reads: pure, as of the clock's now (or ``at``) ----------------------
+    #
+    # A read at or after the mark projects the timed transitions due by then.
+    # A read before the mark (a past time, or an instance whose clock lags the
+    # one that applied the last operation) answers as the subscription stood
+    # then: the state and edition from the history, the credits by taking back
+    # what happened since, which the remembered usage allows within the
+    # idempotency window.
 
     @property
     def state(self) -> State:
         """The state as of the clock's now, timed transitions included."""
-        return self._view(None)[0]
+        return self.state_at(None)
 
-    def state_at(self, at: datetime) -> State:
-        """The state as of ``at``, timed transitions included; changes nothing."""
-        return self._view(at)[0]
+    def state_at(self, at: datetime | None) -> State:
+        """The state as of ``at`` (the clock's now if None); changes nothing."""
+        when = self._when(at)
+        if self._mark is not None and when < self._mark:
+            return self._past(when)[0]
+        return self._projected(when)[0]
 
     def remaining_credits(self, at: datetime | None = None) -> Decimal:
         """Credits left as of ``at``: base quota plus add-ons, or the trial's."""
-        return self._view(at)[1].remaining
+        when = self._when(at)
+        mark = self._mark
+        if mark is None or when >= mark:
+            return self._projected(when)[1].remaining
+        if self._past(when)[0] not in HOLDING:
+            return ZERO
+        window = self.catalog.window
+        if when < mark - window:
+            raise OutOfOrder(
+                "remaining_credits",
+                when,
+                mark - window,
+                reason="balances are kept back to the idempotency window only",
+            )
+        balance = self._ledger.remaining
+        for settlement in reversed(self._usage_queue or ()):
+            if settlement.at <= when:
+                break
+            balance = MONEY.add(balance, settlement.credits)
+        for entry in reversed(self._history):
+            if entry.at <= when:
+                break
+            balance = MONEY.subtract(balance, _credit_change(entry))
+        return balance
 
     def authorize(self, feature: str, at: datetime | None = None) -> Decision:
         """Whether ``feature`` may be used as of ``at``, and how it would be billed."""
         name = self.catalog.feature(feature)
-        state, ledger = self._view(at)
-        how = terms(
-            state, name, self.catalog.meter_for(name), self._edition(state, ledger), self.catalog
-        )
+        when = self._when(at)
+        if self._mark is not None and when < self._mark:
+            state, edition = self._past(when)
+        else:
+            state, ledger = self._projected(when)
+            edition = ledger.edition
+        chosen = self.catalog.editions.get(edition) if edition and state in ENTERPRISE else None
+        how = terms(state, name, self.catalog.meter_for(name), chosen, self.catalog)
         return Decision(how.billing != "denied", how.billing, how.rule.code if how.rule else None)
 
     @property
@@ -241,19 +280,26 @@ class Subscription:
         """When the current or last trial ends (exclusive)."""
         return self._ledger.trial_end
 
-    def _view(self, at: datetime | None) -> tuple[State, Ledger]:
-        # NOTE: a read never looks back before the mark. An order service
-        # instance whose clock lags another's must not see a subscription as it
-        # was before an operation already applied; `history` holds the past.
-        when = self._when(at)
-        mark = self._mark
-        if mark is not None and when <= mark:
-            return self._state, self._ledger
+    def _projected(self, when: datetime) -> tuple[State, Ledger]:
+        """State and ledger at ``when`` (at or after the mark), timed transitions applied."""
         pending = due(self._state, self._ledger, when)
         if pending is None:
             return self._state, self._ledger
         state = TRIAL_EXHAUSTED if pending[0] == "trial_ended" else EXPIRED
         return state, attrs.evolve(self._ledger, credits=ZERO, addons=())
+
+    def _past(self, when: datetime) -> tuple[State, str | None]:
+        """State and edition at ``when``, before the mark, from the history."""
+        history = self._history
+        index = bisect.bisect_right(history, when, key=_at)
+        if not index:
+            return State.NONE, None
+        edition = None
+        for entry in reversed(history[:index]):
+            if entry.trigger == "subscribe":
+                edition = entry.details["edition"]
+                break
+        return history[index - 1].dest, edition
 
     # --- operations ----------------------------------------------------------
 
@@ -421,7 +467,7 @@ class Subscription:
             state,
             measured.feature,
             measured,
-            self._edition(state, ledger),
+            self.catalog.editions.get(ledger.edition or "") if state in ENTERPRISE else None,
             self.catalog,
         )
         parts = split(
@@ -431,6 +477,7 @@ class Subscription:
             ledger.credits,
             tuple(grant.credits for grant in ledger.addons),
         )
+        before = ledger.remaining
         if how.billing == "credits":
             draft.ledger = ledger = attrs.evolve(
                 ledger,
@@ -450,8 +497,9 @@ class Subscription:
             addons=parts.addons,
             payg=parts.payg,
             denied=parts.denied,
-            amount=MONEY.multiply(parts.payg, measured.payg_price),
+            amount=MONEY.multiply(parts.payg, measured.payg_price) if parts.payg else ZERO,
             rule=parts.rule.code if parts.rule else None,
+            credits=MONEY.subtract(before, ledger.remaining) if how.billing == "credits" else ZERO,
             meter=measured.name,
             quantity=amount,
             usage_id=key,
@@ -492,7 +540,7 @@ class Subscription:
         """
         from lifecycle.record import load
 
-        return load(cls, record, default_catalog() if catalog is None else catalog, clock)
+        return load(cls, record, *_catalog_and_clock(catalog, clock))
 
     # --- the machinery of an operation ---------------------------------------
 
@@ -569,10 +617,31 @@ class Subscription:
             raise IdempotencyConflict(key, _call(entry.trigger, before), _call(operation, args))
         return _receipt(entry)
 
-    def _edition(self, state: State, ledger: Ledger) -> Any:
-        if state in ENTERPRISE and ledger.edition is not None:
-            return self.catalog.editions[ledger.edition]
-        return None
+
+def _catalog_and_clock(catalog: Catalog | None, clock: Clock | None) -> tuple[Catalog, Clock]:
+    if catalog is None:
+        catalog = default_catalog()
+    elif not isinstance(catalog, Catalog):
+        raise InvalidInput("catalog", f"expected a Catalog, got {type(catalog).__name__}")
+    if clock is None:
+        clock = utc_now
+    elif not callable(clock):
+        raise InvalidInput("clock", "expected a zero-argument callable")
+    return catalog, clock
+
+
+def _at(entry: Transition) -> datetime:
+    return entry.at
+
+
+def _credit_change(entry: Transition) -> Decimal:
+    """How much ``entry`` changed the credit balance, from what its details record."""
+    details = entry.details
+    change = Decimal(details.get("credits", "0"))
+    for taken in ("forfeited", "lapsed"):
+        if taken in details:
+            change = MONEY.subtract(change, Decimal(details[taken]))
+    return change
 
 
 def _receipt(entry: Transition) -> Receipt:

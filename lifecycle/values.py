@@ -52,7 +52,8 @@ class Settlement:
 
     ``quota`` is base (or trial) credits' share, in the meter's units;
     ``amount`` is ``payg`` times the meter's pay-as-you-go price; ``rule`` is
-    the code of the rule that decided the split, if one did.
+    the code of the rule that decided the split, if one did; ``credits`` is
+    how many credits the usage drew (units times the meter's credit rate).
     """
 
     quota: Decimal
@@ -61,6 +62,7 @@ class Settlement:
     denied: Decimal
     amount: Decimal
     rule: str | None
+    credits: Decimal
     meter: str
     quantity: Decimal
     usage_id: str

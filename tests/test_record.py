@@ -1,0 +1,144 @@
+"""Records: JSON-safe, versioned, round-trip exactly, and refuse corruption by name."""
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+import lifecycle as lc
+from tests.conftest import D, sh, snapshot
+
+
+def _lived(catalog: lc.Catalog) -> lc.Subscription:
+    """A subscription with a bit of everything: trial, Enterprise, add-on, usage."""
+    sub = lc.Subscription.new("cust-7", catalog=catalog)
+    sub.purchase_trial(order_id="o-1", at=sh(2026, 1, 10))
+    sub.record_usage("media_processing", D("100"), usage_id="u-1", at=sh(2026, 1, 11))
+    sub.subscribe("standard", order_id="o-2", term_months=1, at=sh(2026, 1, 31))
+    sub.buy_addon("boost-500", order_id="o-3", at=sh(2026, 2, 1))
+    sub.record_usage("rtc_ai", D("2.5"), usage_id="u-2", at=sh(2026, 2, 2))
+    sub.record_usage("advanced_effects", D("7"), usage_id="u-3", at=sh(2026, 2, 3))
+    return sub
+
+
+def test_record_is_json_safe_and_versioned(catalog: lc.Catalog) -> None:
+    """to_record survives JSON unchanged and says which schema it follows."""
+    record = _lived(catalog).to_record()
+    assert record == json.loads(json.dumps(record))
+    assert 1 == record["schema_version"]
+
+
+def test_round_trip_is_exact_and_carries_on_the_same(catalog: lc.Catalog) -> None:
+    """from_record(to_record()) is the same subscription, now and after more operations."""
+    original = _lived(catalog)
+    copy_ = lc.Subscription.from_record(
+        json.loads(json.dumps(original.to_record())), catalog=catalog
+    )
+    assert snapshot(original) == snapshot(copy_)
+    assert original.history == copy_.history
+    for sub in (original, copy_):
+        sub.record_usage("media_processing", D("8600"), usage_id="u-4", at=sh(2026, 2, 4))
+        sub.advance(sh(2026, 3, 5))
+    assert snapshot(original) == snapshot(copy_)
+    assert lc.State.EXPIRED == copy_.state_at(sh(2026, 3, 5))
+
+
+def test_empty_subscription_round_trips(catalog: lc.Catalog) -> None:
+    """A subscription that never did anything round-trips too."""
+    sub = lc.Subscription.new("c", catalog=catalog)
+    assert snapshot(sub) == snapshot(lc.Subscription.from_record(sub.to_record(), catalog=catalog))
+
+
+def _corrupt(record: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    record = copy.deepcopy(record)
+    *parents, last = path.split("/")
+    node: Any = record
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    key: Any = int(last) if isinstance(node, list) else last
+    if value is KeyError:
+        del node[key]
+    else:
+        node[key] = value
+    return record
+
+
+CORRUPTIONS = [
+    ("customer_id", KeyError, "customer_id"),
+    ("customer_id", 42, "customer_id"),
+    ("state", "zombie", "state"),
+    ("state", "trial", "trial_end"),
+    ("state", "quota-exhausted-payg", "credits"),
+    ("mark", "yesterday", "mark"),
+    ("mark", "2026-02-03T04:00:00", "mark"),
+    ("mark", "2026-01-01T00:00:00+00:00", "history[0].at"),
+    ("credits", "lots", "credits"),
+    ("credits", "-5", "credits"),
+    ("credits", 8000, "credits"),
+    ("addons/0/credits", "NaN", "addons[0].credits"),
+    ("addons/0/package", KeyError, "addons[0].package"),
+    ("addons", {}, "addons"),
+    ("edition", "gold", "edition"),
+    ("period_end", None, "edition"),
+    ("period_end", "2026-01-01T00:00:00+00:00", "period_end"),
+    ("history/0/seq", 7, "history[0].seq"),
+    ("history/1/source", "none", "history[1].trigger"),
+    ("history/2/source", "expired", "history[2].source"),
+    ("history/2/trigger", "teleport", "history[2].trigger"),
+    ("history/2/dest", "unknown", "history[2].dest"),
+    ("history/0/at", "2027-01-01T00:00:00+00:00", "history[0].at"),
+    ("history/3/at", "2026-01-01T00:00:00+00:00", "history[3].at"),
+    ("history/0/details", ["amount"], "history[0].details"),
+    ("history/0/details/amount", KeyError, "history[0].details.amount"),
+    ("history/3/key", "o-2", "history[3].key"),
+    ("history/0/colour", "red", "history[0].colour"),
+    ("usage/0", ["u-2"], "usage[0]"),
+    ("usage/0/3", "-2.5", "usage[0].quantity"),
+    ("usage/0/4", "9", "usage[0]"),
+    ("usage/0/9", "made.up", "usage[0].rule"),
+    ("usage/1/0", "u-2", "usage[1].usage_id"),
+    ("usage/0/1", "2026-02-04T00:00:00", "usage[0].at"),
+    ("usage/1/1", "2026-01-01T00:00:00+00:00", "usage[1].at"),
+    ("extra", 1, "extra"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "field"), CORRUPTIONS)
+def test_corrupt_record_is_invalid_input_naming_the_field(
+    catalog: lc.Catalog, path: str, value: Any, field: str
+) -> None:
+    """Each corruption raises InvalidInput naming the field, never a KeyError or a half object."""
+    record = _corrupt(_lived(catalog).to_record(), path, value)
+    with pytest.raises(lc.InvalidInput) as info:
+        lc.Subscription.from_record(record, catalog=catalog)
+    assert field == info.value.field
+    assert "record.invalid" == info.value.code
+
+
+@pytest.mark.parametrize("version", [None, 0, 2, "1"])
+def test_unknown_schema_version(catalog: lc.Catalog, version: object) -> None:
+    """A record of another schema version is refused with its own code."""
+    record = _lived(catalog).to_record()
+    record["schema_version"] = version
+    with pytest.raises(lc.InvalidInput) as info:
+        lc.Subscription.from_record(record, catalog=catalog)
+    assert ("schema_version", "record.unsupported_version") == (info.value.field, info.value.code)
+
+
+@pytest.mark.parametrize("record", [None, [], "{}", 42])
+def test_not_a_record(catalog: lc.Catalog, record: Any) -> None:
+    """Something that is not a dict at all is InvalidInput too."""
+    with pytest.raises(lc.InvalidInput):
+        lc.Subscription.from_record(record, catalog=catalog)
+
+
+def test_unapplied_timed_transition_is_corruption(catalog: lc.Catalog) -> None:
+    """A trial whose end lies before the mark cannot have been written by the library."""
+    sub = lc.Subscription.new("c", catalog=catalog)
+    sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+    record = sub.to_record()
+    record["mark"] = sh(2026, 5, 1).isoformat()
+    with pytest.raises(lc.InvalidInput) as info:
+        lc.Subscription.from_record(record, catalog=catalog)
+    assert "state" == info.value.field

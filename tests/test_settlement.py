@@ -1,0 +1,98 @@
+"""Settling usage: exact splits over base credits, add-ons, pay-as-you-go, denied."""
+
+from decimal import Decimal, localcontext
+from typing import Any
+
+import pytest
+
+import lifecycle as lc
+from tests.conftest import D, sh
+
+
+def _catalog(rate: str) -> lc.Catalog:
+    data: dict[str, Any] = {
+        "currency": "CNY",
+        "trial": {"price": "20.00", "credits": "10"},
+        "editions": {"e": {"rank": 1, "price": "1", "credits": "10", "features": ["f"]}},
+        "addons": {"a3": {"price": "1", "credits": "3"}, "a5": {"price": "1", "credits": "5"}},
+        "meters": {"m": {"feature": "f", "credit_rate": rate, "payg_price": "0.07"}},
+    }
+    return lc.Catalog.from_dict(data)
+
+
+def _parts(s: lc.Settlement) -> tuple[Decimal, ...]:
+    return (s.quota, s.addons, s.payg, s.denied, s.amount)
+
+
+def test_base_then_addons_in_purchase_order_then_payg() -> None:
+    """Base credits go first, then each add-on in the order bought, then pay-as-you-go."""
+    sub = lc.Subscription.new("c", catalog=_catalog("2.5"))
+    at = sh(2026, 3, 1)
+    sub.subscribe("e", order_id="o-1", at=at)
+    sub.buy_addon("a5", order_id="o-2", at=at)
+    sub.buy_addon("a3", order_id="o-3", at=at)
+    # 10 base credits = 4 units; a5's 5 credits = 2 units; a3's 3 credits = 1.2 units.
+    first = sub.record_usage("m", D("5"), usage_id="u-1", at=at)
+    assert (D("4"), D("1"), D(0), D(0), D("0.00")) == _parts(first)
+    assert D("2.5") + D("3") == sub.remaining_credits(at)
+    second = sub.record_usage("m", D("3"), usage_id="u-2", at=at)
+    assert (D(0), D("2.2"), D("0.8"), D(0), D("0.056")) == _parts(second)
+    assert "quota.payg_overage" == second.rule
+    assert lc.State.QUOTA_EXHAUSTED_PAYG == second.state
+    assert D(0) == sub.remaining_credits(at)
+
+
+def test_split_is_exact_with_a_rate_that_does_not_divide() -> None:
+    """With 3 credits per unit the parts still sum to the quantity exactly, and the
+    amount is the exact product of pay-as-you-go units and price."""
+    sub = lc.Subscription.new("c", catalog=_catalog("3"))
+    at = sh(2026, 3, 1)
+    sub.subscribe("e", order_id="o-1", at=at)
+    s = sub.record_usage("m", D("5"), usage_id="u-1", at=at)
+    assert D("5") == s.quota + s.addons + s.payg + s.denied
+    assert D(10) / D(3) == s.quota
+    with localcontext() as exact:
+        exact.prec = 100
+        assert s.payg * D("0.07") == s.amount
+
+
+def test_trial_credits_then_denied() -> None:
+    """In a trial the rate applies too; what the credits cannot cover is denied."""
+    sub = lc.Subscription.new("c", catalog=_catalog("4"))
+    at = sh(2026, 3, 1)
+    sub.purchase_trial(order_id="o-1", at=at)
+    s = sub.record_usage("m", D("3"), usage_id="u-1", at=at)
+    assert (D("2.5"), D(0), D(0), D("0.5"), D(0)) == _parts(s)
+    assert "trial.no_payg" == s.rule
+
+
+def test_settlement_ignores_the_callers_decimal_context() -> None:
+    """A caller's low-precision context does not change what a customer is billed."""
+    sub = lc.Subscription.new("c", catalog=_catalog("3"))
+    at = sh(2026, 3, 1)
+    sub.subscribe("e", order_id="o-1", at=at)
+    with localcontext() as ctx:
+        ctx.prec = 3
+        s = sub.record_usage("m", D("5"), usage_id="u-1", at=at)
+    assert D(10) / D(3) == s.quota
+
+
+@pytest.mark.parametrize("quantity", [D(0), D(-1), D("NaN"), D("Infinity"), "abc", None, True])
+def test_bad_quantity_is_invalid_input(quantity: object) -> None:
+    """A quantity that is not a positive finite number is refused and changes nothing."""
+    sub = lc.Subscription.new("c", catalog=_catalog("1"))
+    sub.subscribe("e", order_id="o-1", at=sh(2026, 3, 1))
+    before = sub.to_record()
+    with pytest.raises(lc.InvalidInput) as info:
+        sub.record_usage("m", quantity, usage_id="u-1", at=sh(2026, 3, 2))  # type: ignore[arg-type]
+    assert ("quantity", "input.bad_quantity") == (info.value.field, info.value.code)
+    assert before == sub.to_record()
+
+
+@pytest.mark.parametrize(("given", "expected"), [(3, D(3)), ("2.5", D("2.5")), (0.1, D("0.1"))])
+def test_quantity_accepts_ints_strings_and_floats_exactly(given: object, expected: Decimal) -> None:
+    """Ints, numeric strings and floats (by their shortest repr) become exact Decimals."""
+    sub = lc.Subscription.new("c", catalog=_catalog("1"))
+    sub.subscribe("e", order_id="o-1", at=sh(2026, 3, 1))
+    s = sub.record_usage("m", given, usage_id="u-1", at=sh(2026, 3, 2))  # type: ignore[arg-type]
+    assert (expected, expected) == (s.quantity, s.quota)
