@@ -8,6 +8,7 @@ means a usage is never settled differently from what ``authorize`` promised.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal
 
 import attrs
@@ -22,7 +23,14 @@ from lifecycle.rules import (
     TRIAL_NO_PAYG,
     Rule,
 )
-from lifecycle.states import ENTERPRISE, QUOTA_EXHAUSTED_PAYG, TRIAL, UNAVAILABLE, State
+from lifecycle.states import (
+    ENTERPRISE,
+    ENTERPRISE_ACTIVE,
+    QUOTA_EXHAUSTED_PAYG,
+    TRIAL,
+    UNAVAILABLE,
+    State,
+)
 from lifecycle.values import Billing
 
 ZERO = Decimal(0)
@@ -49,6 +57,17 @@ class Terms:
     rule: Rule | None = None
     overflow: Rule | None = None
 
+
+DECIDES: Mapping[Rule, tuple[State, ...]] = {
+    TRIAL_FEATURE_EXCLUDED: (TRIAL,),
+    TRIAL_NO_PAYG: (TRIAL,),
+    SERVICE_UNAVAILABLE: tuple(state for state in State if state in UNAVAILABLE),
+    QUOTA_PAYG_OVERAGE: (ENTERPRISE_ACTIVE, QUOTA_EXHAUSTED_PAYG),
+    RTC_AI_STANDARD_OR_HIGHER: tuple(State),
+    EDITION_FEATURE_EXCLUDED: (ENTERPRISE_ACTIVE, QUOTA_EXHAUSTED_PAYG),
+}
+"""The rules that decide how usage is paid, and the states they decide it in
+(for the rules reference; a test holds ``terms`` to it)."""
 
 _INCLUDED = Terms("included")
 _UNAVAILABLE = Terms("denied", SERVICE_UNAVAILABLE)
