@@ -57,7 +57,7 @@ def _guard(event: Any) -> bool:
 
 
 def paired_us(
-    ours: Callable[[], object], base: Callable[[], object], number: int, repeat: int = 9
+    ours: Callable[[], object], base: Callable[[], object], number: int, repeat: int = 15
 ) -> tuple[float, float]:
     """Best times of `ours` and `base`, measured alternately so that a noisy
     neighbour slows both alike rather than one of them."""

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from lifecycle.errors import CatalogError, InvalidInput
+from lifecycle.money import in_range
 
 
 @attrs.frozen
@@ -154,10 +155,11 @@ def load_catalog(path: str | os.PathLike[str]) -> Catalog:
     try:
         with open(source, "rb") as file:
             data = tomllib.load(file)
-    except OSError as error:
-        raise CatalogError("<file>", f"cannot read: {error.strerror}", source=source) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise CatalogError("<file>", f"not valid TOML: {error}", source=source) from None
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        raise CatalogError("<file>", f"cannot read: {reason}", source=source) from None
     return _parse(data, source)
 
 
@@ -204,12 +206,12 @@ class _Reader:
             self.fail(name, f"expected a non-empty string, got {value!r}")
         return str(value)
 
-    def integer(self, name: str, default: Any = ..., *, minimum: int) -> int:
+    def integer(self, name: str, default: Any = ..., *, minimum: int, maximum: int) -> int:
         value = self.get(name, default)
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(name, f"expected an integer, got {value!r}")
-        if value < minimum:
-            self.fail(name, f"must be at least {minimum}, got {value}")
+        if not minimum <= value <= maximum:
+            self.fail(name, f"must be from {minimum} to {maximum}, got {value}")
         return int(value)
 
     def decimal(self, name: str, default: Any = ..., *, positive: bool = False) -> Decimal:
@@ -226,6 +228,8 @@ class _Reader:
             self.fail(name, f"{value!r} is not a decimal number")
         if not number.is_finite():
             self.fail(name, f"{value!r} is not a finite number")
+        if not in_range(number):
+            self.fail(name, f"{value!r} is out of range (at most 60 characters, below 1E+31)")
         if number < 0 or (positive and number == 0):
             self.fail(name, f"must be {'positive' if positive else 'zero or more'}, got {value!r}")
         return number
@@ -254,7 +258,7 @@ class _Reader:
         }
 
     def done(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
+        unknown = sorted(str(key) for key in self.data if key not in self.seen)
         if unknown:
             self.fail(unknown[0], "is not a catalog key (misspelt?)")
 
@@ -265,14 +269,14 @@ def _parse(data: Mapping[str, Any], source: str | None) -> Catalog:
     timezone = root.text("timezone", "Asia/Shanghai")
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         root.fail("timezone", f"{timezone!r} is not a known IANA time zone")
-    window = root.integer("idempotency_window_days", 7, minimum=1)
+    window = root.integer("idempotency_window_days", 7, minimum=1, maximum=3660)
 
     editions: dict[str, Edition] = {}
     ranks: dict[int, str] = {}
     for name, entry in root.table("editions").items():
-        rank = entry.integer("rank", minimum=0)
+        rank = entry.integer("rank", minimum=0, maximum=1000)
         if rank in ranks:
             entry.fail("rank", f"{rank} is also the rank of {ranks[rank]!r}")
         ranks[rank] = name
@@ -292,7 +296,7 @@ def _parse(data: Mapping[str, Any], source: str | None) -> Catalog:
     trial = TrialPackage(
         price=trial_table.decimal("price"),
         credits=trial_table.decimal("credits", positive=True),
-        validity_months=trial_table.integer("validity_months", 1, minimum=1),
+        validity_months=trial_table.integer("validity_months", 1, minimum=1, maximum=1200),
         excluded_features=frozenset(
             _known(
                 trial_table,
@@ -318,7 +322,9 @@ def _parse(data: Mapping[str, Any], source: str | None) -> Catalog:
         feature = entry.text("feature")
         _known(entry, "feature", [feature], features)
         min_edition = entry.get("min_edition", None)
-        if min_edition is not None and min_edition not in editions:
+        if min_edition is not None and (
+            not isinstance(min_edition, str) or min_edition not in editions
+        ):
             entry.fail("min_edition", f"{min_edition!r} names no edition")
         meters[name] = Meter(
             name=name,

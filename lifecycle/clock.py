@@ -16,6 +16,17 @@ from lifecycle.errors import InvalidInput
 
 Clock = Callable[[], datetime]
 
+FIRST_YEAR, LAST_YEAR = 1000, 9000
+"""Instants outside these years are refused. The margin keeps every sum the
+library makes (a period of up to 100 years, an idempotency window, a zone's
+offset) inside what ``datetime`` can hold, so none of them can overflow
+halfway through an operation."""
+
+MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
 
 def utc_now() -> datetime:
     """The default clock: the current instant, read at call time.
@@ -23,6 +34,17 @@ def utc_now() -> datetime:
     It looks ``datetime`` up on every call, so freezegun moves it.
     """
     return datetime.now(UTC)
+
+
+def read_clock(clock: Clock) -> datetime:
+    """The clock's reading as a UTC datetime; a clock that fails is reported as such."""
+    try:
+        reading = clock()
+    except Exception as error:
+        raise InvalidInput(
+            "clock", f"raised {error!r}; a clock takes no arguments and returns a datetime"
+        ) from error
+    return aware(reading, "clock")
 
 
 def aware(value: object, field: str) -> datetime:
@@ -33,7 +55,10 @@ def aware(value: object, field: str) -> datetime:
             f"expected a timezone-aware datetime, got {type(value).__name__}",
             code="input.not_a_datetime",
         )
-    offset = value.utcoffset()
+    try:
+        offset = value.utcoffset()
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(field, f"its tzinfo is broken: {error}") from None
     if offset is None:
         raise InvalidInput(
             field,
@@ -41,9 +66,12 @@ def aware(value: object, field: str) -> datetime:
             "(for example datetime(..., tzinfo=timezone.utc))",
             code="input.naive_datetime",
         )
-    if not 2 <= value.year <= 9997:
-        # NOTE: zone conversions and month arithmetic near datetime.min/max overflow.
-        raise InvalidInput(field, f"{value.isoformat()} is out of range", code="input.out_of_range")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise InvalidInput(
+            field,
+            f"{value.isoformat()} is out of range (years {FIRST_YEAR} to {LAST_YEAR})",
+            code="input.out_of_range",
+        )
     if value.tzinfo is UTC:
         return value
     return value.astimezone(UTC)
@@ -59,12 +87,6 @@ def add_months(at: datetime, months: int, zone: ZoneInfo) -> datetime:
     local = at.astimezone(zone)
     index = local.month - 1 + months
     year, month = local.year + index // 12, index % 12 + 1
-    if not 2 <= year <= 9998:
-        raise InvalidInput(
-            "at",
-            f"{at.isoformat()} plus {months} months is beyond the calendar",
-            code="input.out_of_range",
-        )
     day = min(local.day, calendar.monthrange(year, month)[1])
     return local.replace(year=year, month=month, day=day, fold=0).astimezone(UTC)
 
@@ -85,4 +107,5 @@ def next_month_start(at: datetime, zone: ZoneInfo) -> datetime:
 def describe(at: datetime, zone: ZoneInfo) -> str:
     """A human date-time in ``zone``, for messages: ``1 April 2026 00:00 (Asia/Shanghai)``."""
     local = at.astimezone(zone)
-    return f"{local.day} {local:%B %Y %H:%M} ({zone.key})"
+    # NOTE: month names spelt out here, not with %B, which follows the locale.
+    return f"{local.day} {MONTHS[local.month - 1]} {local:%Y %H:%M} ({zone.key})"

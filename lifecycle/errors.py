@@ -33,7 +33,7 @@ class RuleViolation(LifecycleError):
     """An operation was refused by a rule of the billing FAQ.
 
     ``code`` is the rule's code, ``faq`` the FAQ question it comes from
-    (``None`` for the library's own rules), ``state`` the state the
+    (``None`` for the library's own rules), ``state`` the ``State`` the
     subscription was in, ``operation`` what was attempted and ``advice`` what
     the customer can do instead.
     """
@@ -46,7 +46,7 @@ class RuleViolation(LifecycleError):
         self.advice = advice
         source = f"FAQ {rule.faq}" if rule.faq else "lifecycle rule"
         message = (
-            f"{operation} refused in state {state!r} by {rule.code} ({source}): "
+            f"{operation} refused in state '{state}' by {rule.code} ({source}): "
             f"{rule.summary}. {advice}"
         )
         super().__init__(message, code=rule.code)

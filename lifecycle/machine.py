@@ -61,7 +61,7 @@ def fire(model: Model, trigger: str, attempt: Attempt) -> None:
         rule = refusing_rule(trigger, state)
         allowed = ", ".join(sources(trigger)) or "nowhere"
         raise rule.refuse(
-            state=state.value,
+            state=state,
             operation=trigger,
             allowed=allowed,
             **attempt.facts,

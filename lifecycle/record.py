@@ -13,17 +13,26 @@ a week's worth of them, and rows are about half the size of dicts.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from lifecycle.catalog import Catalog
-from lifecycle.clock import Clock
+from lifecycle.clock import FIRST_YEAR, LAST_YEAR, Clock
 from lifecycle.errors import InvalidInput
+from lifecycle.money import MONEY
 from lifecycle.rules import BY_CODE
 from lifecycle.states import EDGES, ENTERPRISE, NONE, QUOTA_EXHAUSTED_PAYG, TRIAL, State
-from lifecycle.subscription import ARGUMENTS, ORDER_OPERATIONS, Grant, Ledger, due
+from lifecycle.subscription import (
+    ARGUMENTS,
+    MAX_KEY_LENGTH,
+    MAX_TERM_MONTHS,
+    ORDER_OPERATIONS,
+    Grant,
+    Ledger,
+    due,
+)
 from lifecycle.values import Settlement, Transition
 
 if TYPE_CHECKING:
@@ -139,20 +148,45 @@ def _text(value: object, where: str, name: str = "", *, optional: bool = False) 
     raise _bad(_path(where, name), f"expected a non-empty string, got {value!r}")
 
 
-def _instant(value: object, where: str, name: str = "", *, optional: bool = False) -> Any:
+def _key(value: object, where: str, name: str = "", *, optional: bool = False) -> Any:
+    """A caller key: the same rules as the operations apply to it."""
+    if type(value) is str and value.strip() and len(value) <= MAX_KEY_LENGTH:
+        return value
+    if value is None and optional:
+        return None
+    raise _bad(
+        _path(where, name), f"expected a key of 1 to {MAX_KEY_LENGTH} characters, got {value!r}"
+    )
+
+
+def _instant(
+    value: object,
+    where: str,
+    name: str = "",
+    *,
+    optional: bool = False,
+    memo: dict[str, datetime] | None = None,
+) -> Any:
     if type(value) is not str:
         if value is None and optional:
             return None
         raise _bad(_path(where, name), f"expected an ISO 8601 timestamp, got {value!r}")
+    parsed = memo.get(value) if memo is not None else None
+    if parsed is not None:
+        return parsed
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise _bad(_path(where, name), f"{value!r} is not an ISO 8601 timestamp") from None
-    if parsed.tzinfo is UTC:
-        return parsed  # what `dump` writes: no conversion needed
-    if parsed.utcoffset() is None:
+    if parsed.tzinfo is not UTC and parsed.utcoffset() is None:
         raise _bad(_path(where, name), f"{value!r} is naive; records hold aware timestamps")
-    return parsed.astimezone(UTC)
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise _bad(_path(where, name), f"{value!r} is out of range")
+    if parsed.tzinfo is not UTC:
+        parsed = parsed.astimezone(UTC)
+    if memo is not None:
+        memo[value] = parsed
+    return parsed
 
 
 def _decimal(
@@ -174,16 +208,24 @@ def _decimal(
     number = memo.get(value) if memo is not None else None
     if number is None:
         try:
-            number = Decimal(value)
+            number = Decimal(value) if value.isascii() else None
         except InvalidOperation:
-            raise _bad(_path(where, name), f"{value!r} is not a decimal number") from None
-        if not number.is_finite() or (number.is_signed() and number):
+            number = None
+        if number is None:
+            raise _bad(_path(where, name), f"{value!r} is not a decimal number")
+        if not number.is_finite() or number.is_signed() or not _recordable(number, value):
             raise _bad(_path(where, name), f"{value!r} must be a finite non-negative number")
         if memo is not None:
             memo[value] = number
     if positive and not number:
         raise _bad(_path(where, name), f"{value!r} must be a positive number")
     return number
+
+
+def _recordable(number: Decimal, text: str) -> bool:
+    # Looser than the bounds on input: a stored figure may carry the digits of
+    # a division or of many sums, but nothing near the limits of arithmetic.
+    return len(text) <= 450 and -450 <= number.adjusted() <= 100
 
 
 def _state(value: object, where: str, name: str = "") -> State:
@@ -205,12 +247,14 @@ def _mapping(value: object, field: str, fields: frozenset[str]) -> Mapping[str, 
     if type(value) is dict and value.keys() == fields:
         return value
     if not isinstance(value, Mapping):
-        raise _bad(field, f"expected an object, got {type(value).__name__}")
+        raise _bad(field or "record", f"expected an object, got {type(value).__name__}")
     missing = sorted(name for name in fields if name not in value)
     if missing:
         raise _bad(_path(field, missing[0]), "is missing")
     extra = sorted(str(name) for name in value if name not in fields)
-    raise _bad(_path(field, extra[0]), "is not a record field")
+    if extra:
+        raise _bad(_path(field, extra[0]), "is not a record field")
+    return value
 
 
 def load(
@@ -219,38 +263,42 @@ def load(
     catalog: Catalog,
     clock: Clock,
 ) -> Subscription:
-    if (type(record) is dict or isinstance(record, Mapping)) and record.get(
-        "schema_version"
-    ) != SCHEMA_VERSION:
+    version = record.get("schema_version") if isinstance(record, Mapping) else None
+    if isinstance(record, Mapping) and not (type(version) is int and version == SCHEMA_VERSION):
         raise InvalidInput(
             "schema_version",
-            f"{record.get('schema_version')!r} is not a supported schema version "
+            f"{version!r} is not a supported schema version "
             f"(this library reads version {SCHEMA_VERSION})",
             code="record.unsupported_version",
         )
     data = _mapping(record, "", _FIELDS)
     customer_id = _text(data["customer_id"], "customer_id")
+    if not customer_id.strip():
+        raise _bad("customer_id", "is blank")
     state = _state(data["state"], "state")
-    mark = _instant(data["mark"], "mark", optional=True)
+    times: dict[str, datetime] = {}
+    mark = _instant(data["mark"], "mark", optional=True, memo=times)
 
     memo: dict[str, Decimal] = {}
     ledger = Ledger(
-        credits=_decimal(data["credits"], "credits", memo=memo),
-        addons=tuple(
+        _decimal(data["credits"], "credits", memo=memo),
+        tuple(
             _grant(entry, f"addons[{i}]") for i, entry in enumerate(_list(data["addons"], "addons"))
         ),
-        trial_end=_instant(data["trial_end"], "trial_end", optional=True),
-        last_trial_at=_instant(data["last_trial_at"], "last_trial_at", optional=True),
-        edition=_text(data["edition"], "edition", optional=True),
-        period_start=_instant(data["period_start"], "period_start", optional=True),
-        period_end=_instant(data["period_end"], "period_end", optional=True),
+        _instant(data["trial_end"], "trial_end", optional=True, memo=times),
+        _instant(data["last_trial_at"], "last_trial_at", optional=True, memo=times),
+        _text(data["edition"], "edition", optional=True),
+        _instant(data["period_start"], "period_start", optional=True, memo=times),
+        _instant(data["period_end"], "period_end", optional=True, memo=times),
     )
     _check_ledger(state, ledger, mark, catalog)
 
     history = [
-        _transition(entry, i, memo) for i, entry in enumerate(_list(data["history"], "history"))
+        _transition(entry, i, memo, times)
+        for i, entry in enumerate(_list(data["history"], "history"))
     ]
     orders, requests = _check_history(history, state, mark)
+    _check_ledger_against_history(ledger, history, orders, times)
 
     usage = [_usage(row, i, memo) for i, row in enumerate(_list(data["usage"], "usage"))]
     _check_usage(usage, mark)
@@ -262,9 +310,9 @@ def load(
     sub._history = history
     sub._orders = orders
     sub._requests = requests
-    if usage:
+    if usage and mark is not None:
         window = catalog.window
-        live = [s for s in usage if mark is None or s.at + window > mark]
+        live = [s for s in usage if s.at + window > mark]
         sub._usage = {s.usage_id: s for s in live}
         sub._usage_queue = deque(live)
     return sub
@@ -274,7 +322,7 @@ def _grant(value: object, field: str) -> Grant:
     entry = _mapping(value, field, _GRANT_FIELDS)
     return Grant(
         _text(entry["package"], field, "package"),
-        _text(entry["order_id"], field, "order_id"),
+        _key(entry["order_id"], field, "order_id"),
         _decimal(entry["credits"], field, "credits", positive=True),
     )
 
@@ -291,14 +339,14 @@ def _check_ledger(state: State, ledger: Ledger, mark: datetime | None, catalog: 
             raise _bad("edition", f"state {state.value} needs an edition and a period")
         if ledger.edition not in catalog.editions:
             raise _bad("edition", f"{ledger.edition!r} is not an edition of this catalog")
-        if ledger.period_end <= ledger.period_start:
-            raise _bad("period_end", "ends before the period starts")
         if state is QUOTA_EXHAUSTED_PAYG and (ledger.credits or ledger.addons):
             raise _bad("credits", "quota-exhausted-payg has no credits left")
         if state is not QUOTA_EXHAUSTED_PAYG and not ledger.remaining:
             raise _bad("credits", "enterprise-active must have credits left")
     elif ledger.credits or ledger.addons:
         raise _bad("credits", f"state {state.value} holds no credits")
+    if ledger.period_start and ledger.period_end and ledger.period_end <= ledger.period_start:
+        raise _bad("period_end", "ends before the period starts")
     if mark is None:
         if state is not NONE:
             raise _bad("mark", f"state {state.value} needs the time of its last operation")
@@ -306,18 +354,66 @@ def _check_ledger(state: State, ledger: Ledger, mark: datetime | None, catalog: 
         raise _bad("state", "a trial end or period end before the mark was never applied")
 
 
-def _transition(value: object, index: int, memo: dict[str, Decimal]) -> Transition:
+def _figure(value: object, where: str, name: str, memo: Memo) -> object:
+    return _decimal(value, where, name, memo=memo[0])
+
+
+def _moment(value: object, where: str, name: str, memo: Memo) -> object:
+    return _instant(value, where, name, memo=memo[1])
+
+
+def _months(value: object, where: str, name: str, memo: Memo) -> object:
+    if type(value) is not str or not value.isdigit() or not 1 <= int(value) <= MAX_TERM_MONTHS:
+        raise _bad(f"{where}.{name}", f"{value!r} is not a term in months")
+    return value
+
+
+def _name(value: object, where: str, name: str, memo: Memo) -> object:
+    return _text(value, where, name)
+
+
+Memo = tuple[dict[str, Decimal], dict[str, datetime]]
+
+DETAILS: Mapping[str, Mapping[str, Callable[[object, str, str, Memo], object]]] = {
+    "purchase_trial": {
+        "amount": _figure,
+        "credits": _figure,
+        "trial_end": _moment,
+        "forfeited": _figure,
+    },
+    "subscribe": {
+        "edition": _name,
+        "term_months": _months,
+        "amount": _figure,
+        "credits": _figure,
+        "period_end": _moment,
+        "forfeited": _figure,
+    },
+    "buy_addon": {
+        "package": _name,
+        "amount": _figure,
+        "credits": _figure,
+        "valid_until": _moment,
+        "forfeited": _figure,
+    },
+    "unsubscribe": {"amount": _figure, "forfeited": _figure},
+    "trial_ended": {"lapsed": _figure},
+    "period_ended": {"lapsed": _figure},
+    "trial_used_up": {},
+    "quota_used_up": {},
+}
+"""What each trigger's history entry records, and how each detail is checked:
+every figure a receipt or a past balance is rebuilt from is checked on load."""
+
+
+def _transition(
+    value: object, index: int, memo: dict[str, Decimal], times: dict[str, datetime]
+) -> Transition:
     field = f"history[{index}]"
     entry = _mapping(value, field, _HISTORY_FIELDS)
     seq = entry["seq"]
     if type(seq) is not int or seq != index + 1:
         raise _bad(f"{field}.seq", f"expected {index + 1}, got {seq!r}")
-    details = entry["details"]
-    if type(details) is not dict:
-        raise _bad(f"{field}.details", "expected an object of strings")
-    for name, text in details.items():
-        if type(name) is not str or type(text) is not str:
-            raise _bad(f"{field}.details", "expected an object of strings")
     trigger = entry["trigger"]
     source = _state(entry["source"], field, "source")
     dest = _state(entry["dest"], field, "dest")
@@ -325,18 +421,21 @@ def _transition(value: object, index: int, memo: dict[str, Decimal]) -> Transiti
         raise _bad(
             f"{field}.trigger", f"{trigger!r} does not lead from {source.value} to {dest.value}"
         )
-    key = _text(entry["key"], field, "key", optional=True)
-    arguments = ARGUMENTS.get(trigger)
-    if arguments is not None:
-        if key is None:
-            raise _bad(f"{field}.key", f"{trigger} needs its caller key")
-        _decimal(details.get("amount"), field, "details.amount", memo=memo)
-        _decimal(details.get("forfeited"), field, "details.forfeited", memo=memo)
-        for name in arguments:
-            if name != "discount" and name not in details:
-                raise _bad(f"{field}.details.{name}", "is missing")
-    at = _instant(entry["at"], field, "at")
-    return Transition(seq, at, trigger, source, dest, key, dict(details))
+    details = entry["details"]
+    if type(details) is not dict and not isinstance(details, Mapping):
+        raise _bad(f"{field}.details", "expected an object of strings")
+    schema = DETAILS[trigger]
+    if details.keys() != schema.keys():
+        names = sorted(str(k) for k in set(details) ^ set(schema))
+        raise _bad(f"{field}.details.{names[0]}", "is missing or is not a detail of " + trigger)
+    memos, where = (memo, times), field + ".details"
+    for name, check in schema.items():
+        check(details[name], where, name, memos)
+    key = _key(entry["key"], field, "key", optional=True)
+    if trigger in ARGUMENTS and key is None:
+        raise _bad(f"{field}.key", f"{trigger} needs its caller key")
+    at = _instant(entry["at"], field, "at", memo=times)
+    return Transition(seq, at, trigger, source, dest, key, details)
 
 
 def _check_history(
@@ -365,6 +464,51 @@ def _check_history(
     return orders, requests
 
 
+def _check_ledger_against_history(
+    ledger: Ledger,
+    history: list[Transition],
+    orders: Mapping[str, Transition],
+    times: dict[str, datetime],
+) -> None:
+    """The trial and the period the ledger holds are those the history last bought."""
+    trial = subscribe = None
+    for entry in reversed(history):
+        if trial is None and entry.trigger == "purchase_trial":
+            trial = entry
+        if subscribe is None and entry.trigger == "subscribe":
+            subscribe = entry
+        if trial is not None and subscribe is not None:
+            break
+    bought_trial = (
+        (None, None)
+        if trial is None
+        else (trial.at, _instant(trial.details["trial_end"], "", memo=times))
+    )
+    if (ledger.last_trial_at, ledger.trial_end) != bought_trial:
+        raise _bad("last_trial_at", "does not match the last trial in the history")
+    bought_period = (
+        (None, None, None)
+        if subscribe is None
+        else (
+            subscribe.details["edition"],
+            subscribe.at,
+            _instant(subscribe.details["period_end"], "", memo=times),
+        )
+    )
+    if (ledger.edition, ledger.period_start, ledger.period_end) != bought_period:
+        raise _bad("edition", "does not match the last subscription in the history")
+    for index, grant in enumerate(ledger.addons):
+        bought = orders.get(grant.order_id)
+        if (
+            bought is None
+            or bought.trigger != "buy_addon"
+            or bought.details["package"] != grant.package
+            or subscribe is None
+            or bought.at < subscribe.at
+        ):
+            raise _bad(f"addons[{index}].order_id", "is not an add-on bought in the current period")
+
+
 def _usage(value: object, index: int, memo: dict[str, Decimal]) -> Settlement:
     row = value if type(value) is list else _list(value, f"usage[{index}]")
     if len(row) != len(USAGE_COLUMNS):
@@ -386,11 +530,14 @@ def _usage(value: object, index: int, memo: dict[str, Decimal]) -> Settlement:
         _decimal(credits, where, "credits", memo=memo),
         _text(meter, where, "meter"),
         _decimal(quantity, where, "quantity", positive=True, memo=memo),
-        _text(usage_id, where, "usage_id"),
+        _key(usage_id, where, "usage_id"),
         _instant(at, where, "at"),
         _state(state, where, "state"),
     )
-    parts = settlement.quota + settlement.addons + settlement.payg + settlement.denied
+    parts = MONEY.add(
+        MONEY.add(settlement.quota, settlement.addons),
+        MONEY.add(settlement.payg, settlement.denied),
+    )
     if parts != settlement.quantity:
         raise _bad(where, "quota + addons + payg + denied does not equal the quantity")
     return settlement

@@ -9,11 +9,12 @@ means a usage is never settled differently from what ``authorize`` promised.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal
+from decimal import Decimal, Inexact
 
 import attrs
 
 from lifecycle.catalog import Catalog, Edition, Meter
+from lifecycle.money import DIVISION, MONEY, ZERO
 from lifecycle.rules import (
     EDITION_FEATURE_EXCLUDED,
     QUOTA_PAYG_OVERAGE,
@@ -32,16 +33,6 @@ from lifecycle.states import (
     State,
 )
 from lifecycle.values import Billing
-
-ZERO = Decimal(0)
-
-# NOTE: contexts fixed here, so that a caller who changes their thread's
-# decimal context does not change what a customer is billed. Sums, differences
-# and products are exact (a thousand digits is far beyond any real figure);
-# only a division that does not terminate (credits over a credit rate such as
-# 3) is rounded, to the default context's 28 digits, half-even.
-MONEY = Context(prec=1000, rounding=ROUND_HALF_EVEN, Emax=MAX_EMAX, Emin=MIN_EMIN)
-DIVISION = Context(prec=28, rounding=ROUND_HALF_EVEN)
 
 
 @attrs.frozen
@@ -92,6 +83,10 @@ def terms(
         return _TRIAL_EXCLUDED
     enterprise = state in ENTERPRISE and edition is not None
     if enterprise and edition is not None and feature not in edition.features:
+        # NOTE: a feature billed without any subscription (RTC AI, Q7) stays
+        # pay-as-you-go for a subscriber whose edition does not include it.
+        if meter is not None and meter.payg_without_subscription:
+            return _RTC_PAYG
         return _EDITION_EXCLUDED
     edition_too_low = (
         meter is not None
@@ -163,5 +158,8 @@ def _draw(units: Decimal, rate: Decimal, pool: Decimal) -> tuple[Decimal, Decima
     need = MONEY.multiply(units, rate)
     if need <= pool:
         return units, MONEY.subtract(pool, need), ZERO
-    covered = DIVISION.divide(pool, rate)
+    exact = MONEY.copy()
+    covered = exact.divide(pool, rate)
+    if exact.flags[Inexact]:
+        covered = DIVISION.divide(pool, rate)
     return covered, ZERO, MONEY.subtract(units, covered)

@@ -22,11 +22,12 @@ from typing import Any
 import attrs
 
 from lifecycle.catalog import Catalog, default_catalog
-from lifecycle.clock import Clock, add_months, aware, describe, utc_now
+from lifecycle.clock import Clock, add_months, aware, describe, read_clock, utc_now
 from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder
 from lifecycle.machine import fire
+from lifecycle.money import MONEY, ZERO, in_range
 from lifecycle.rules import Attempt
-from lifecycle.settlement import MONEY, ZERO, split, terms
+from lifecycle.settlement import split, terms
 from lifecycle.states import (
     ENTERPRISE,
     ENTERPRISE_ACTIVE,
@@ -318,7 +319,9 @@ class Subscription:
         fire(draft, "purchase_trial", self._attempt("purchase_trial", draft, when, asked))
         trial = self.catalog.trial
         ends = add_months(when, trial.validity_months, self.catalog.zone)
-        draft.ledger = Ledger(credits=trial.credits, trial_end=ends, last_trial_at=when)
+        draft.ledger = attrs.evolve(
+            draft.ledger, credits=trial.credits, addons=(), trial_end=ends, last_trial_at=when
+        )
         entry = draft.log(
             "purchase_trial",
             source,
@@ -359,9 +362,10 @@ class Subscription:
         # one (Q6). Either way what was left is forfeited and recorded.
         forfeited = draft.ledger.remaining
         ends = add_months(when, term, self.catalog.zone)
-        draft.ledger = Ledger(
+        draft.ledger = attrs.evolve(
+            draft.ledger,
             credits=chosen.credits,
-            last_trial_at=draft.ledger.last_trial_at,
+            addons=(),
             edition=chosen.name,
             period_start=when,
             period_end=ends,
@@ -408,7 +412,7 @@ class Subscription:
                 **args,
                 "amount": str(chosen.price),
                 "credits": str(chosen.credits),
-                "valid_until": ledger.period_end.isoformat() if ledger.period_end else "",
+                "valid_until": _isoformat(ledger.period_end),
                 "forfeited": "0",
             },
         )
@@ -546,7 +550,7 @@ class Subscription:
 
     def _when(self, at: datetime | None) -> datetime:
         if at is None:
-            return aware(self._clock(), "clock")
+            return read_clock(self._clock)
         return aware(at, "at")
 
     def _draft(self, operation: str, when: datetime) -> _Draft:
@@ -594,7 +598,7 @@ class Subscription:
             facts["period_end"] = describe(ledger.period_end, catalog.zone)
         return Attempt(
             operation,
-            draft.state,
+            State(draft.state),
             at,
             catalog.zone,
             last_trial_at=ledger.last_trial_at,
@@ -630,6 +634,11 @@ def _catalog_and_clock(catalog: Catalog | None, clock: Clock | None) -> tuple[Ca
     return catalog, clock
 
 
+def _isoformat(at: datetime | None) -> str:
+    assert at is not None, "an Enterprise state always has a period"
+    return at.isoformat()
+
+
 def _at(entry: Transition) -> datetime:
     return entry.at
 
@@ -661,7 +670,7 @@ def _call(operation: str, args: Mapping[str, str | None]) -> str:
 
 
 def _key(value: object, field: str) -> str:
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value.strip():
         raise InvalidInput(
             field, f"expected a non-empty string key, got {value!r}", code="input.bad_key"
         )
@@ -689,6 +698,8 @@ def _number(value: object, field: str, code: str) -> Decimal:
         number = Decimal(repr(value))
     elif isinstance(value, str):
         try:
+            if not value.isascii():
+                raise InvalidOperation
             number = Decimal(value.strip())
         except InvalidOperation:
             raise InvalidInput(field, f"{value!r} is not a number", code=code) from None
@@ -696,11 +707,17 @@ def _number(value: object, field: str, code: str) -> Decimal:
         raise InvalidInput(field, f"expected a Decimal, got {type(value).__name__}", code=code)
     if not number.is_finite():
         raise InvalidInput(field, f"{value!r} is not a finite number", code=code)
+    if not in_range(number):
+        raise InvalidInput(
+            field,
+            f"{value!r} is out of range (at most 60 characters, from 1E-50 to below 1E+31)",
+            code=code,
+        )
     return number
 
 
 def _quantity(value: object) -> Decimal:
-    if type(value) is Decimal and value.is_finite() and value > 0:
+    if type(value) is Decimal and value.is_finite() and value > 0 and in_range(value):
         return value  # the hot path: a valid Decimal, checked without more ado
     number = _number(value, "quantity", "input.bad_quantity")
     if number <= 0:
@@ -729,7 +746,7 @@ def _numeric(text: str) -> bool:
         Decimal(text.strip())
     except InvalidOperation:
         return False
-    return True
+    return text.isascii()
 
 
 def _term(value: object) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Literal
 
 import attrs
@@ -12,6 +13,11 @@ import attrs
 from lifecycle.states import State
 
 Billing = Literal["credits", "payg", "included", "denied"]
+
+
+def _read_only(details: Mapping[str, str]) -> Mapping[str, str]:
+    """A read-only copy: history is a record of what happened, not a scratch pad."""
+    return MappingProxyType(dict(details))
 
 
 @attrs.frozen
@@ -31,7 +37,7 @@ class Transition:
     source: State
     dest: State
     key: str | None
-    details: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    details: Mapping[str, str] = attrs.field(factory=dict, hash=False, converter=_read_only)
 
 
 @attrs.frozen

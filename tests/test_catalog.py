@@ -152,3 +152,37 @@ def test_unknown_names_are_invalid_input(lookup: str, code: str) -> None:
     assert code == info.value.code
     assert isinstance(info.value, ValueError)
     assert "'gold'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "key"),
+    [
+        ("meters.rtc_ai.min_edition", ["standard"], "meters.rtc_ai.min_edition"),
+        ("meters.rtc_ai.min_edition", {}, "meters.rtc_ai.min_edition"),
+        ("timezone", "America", "timezone"),
+        ("idempotency_window_days", 3_000_000, "idempotency_window_days"),
+        ("idempotency_window_days", 10**10, "idempotency_window_days"),
+        ("trial.validity_months", 100_000, "trial.validity_months"),
+        ("editions.basic.price", "1E+40", "editions.basic.price"),
+    ],
+)
+def test_hostile_catalog_values_are_catalog_errors(path: str, value: Any, key: str) -> None:
+    """Values that once escaped as TypeError, OSError or OverflowError are CatalogErrors."""
+    with pytest.raises(lc.CatalogError) as info:
+        lc.Catalog.from_dict(_set(_data(), path, value))
+    assert key == info.value.key
+
+
+def test_non_string_keys_beside_a_misspelt_one() -> None:
+    """A table mixing non-string and unknown keys still gets a CatalogError."""
+    data = _data()
+    data["trial"][1] = "x"
+    data["trial"]["colour"] = "red"
+    with pytest.raises(lc.CatalogError):
+        lc.Catalog.from_dict(data)
+
+
+def test_unopenable_path_is_a_catalog_error() -> None:
+    """A path the OS refuses to open (a NUL byte) is a CatalogError too."""
+    with pytest.raises(lc.CatalogError, match="cannot read"):
+        lc.load_catalog("a\x00b")

@@ -1,6 +1,8 @@
 """Records: JSON-safe, versioned, round-trip exactly, and refuse corruption by name."""
 
+import collections
 import copy
+import decimal
 import json
 from typing import Any
 
@@ -68,7 +70,7 @@ CORRUPTIONS = [
     ("customer_id", KeyError, "customer_id"),
     ("customer_id", 42, "customer_id"),
     ("state", "zombie", "state"),
-    ("state", "trial", "trial_end"),
+    ("state", "trial", "credits"),
     ("state", "quota-exhausted-payg", "credits"),
     ("mark", "yesterday", "mark"),
     ("mark", "2026-02-03T04:00:00", "mark"),
@@ -101,6 +103,23 @@ CORRUPTIONS = [
     ("usage/0/1", "2026-02-04T00:00:00", "usage[0].at"),
     ("usage/1/1", "2026-01-01T00:00:00+00:00", "usage[1].at"),
     ("extra", 1, "extra"),
+    ("mark", "0001-01-01T00:00:00+05:00", "mark"),
+    ("period_end", "9999-12-31T23:00:00-05:00", "period_end"),
+    ("history/0/at", "0001-01-01T00:00:00+05:00", "history[0].at"),
+    ("history/2/details/credits", "lots", "history[2].details.credits"),
+    ("history/2/details/credits", "-5", "history[2].details.credits"),
+    ("history/2/details/credits", "1E+999999", "history[2].details.credits"),
+    ("history/2/details/term_months", "twelve", "history[2].details.term_months"),
+    ("history/2/details/colour", "red", "history[2].details.colour"),
+    ("history/0/details/forfeited", "-0", "history[0].details.forfeited"),
+    ("last_trial_at", None, "last_trial_at"),
+    ("trial_end", None, "last_trial_at"),
+    ("edition", "basic", "edition"),
+    ("addons/0/order_id", "o-9", "addons[0].order_id"),
+    ("customer_id", " ", "customer_id"),
+    ("usage/0/0", "u" * 256, "usage[0].usage_id"),
+    ("usage/0/3", "9E+999999", "usage[0].quantity"),
+    ("usage/0/3", "\u0663", "usage[0].quantity"),
 ]
 
 
@@ -116,7 +135,7 @@ def test_corrupt_record_is_invalid_input_naming_the_field(
     assert "record.invalid" == info.value.code
 
 
-@pytest.mark.parametrize("version", [None, 0, 2, "1"])
+@pytest.mark.parametrize("version", [None, 0, 2, "1", True, 1.0])
 def test_unknown_schema_version(catalog: lc.Catalog, version: object) -> None:
     """A record of another schema version is refused with its own code."""
     record = _lived(catalog).to_record()
@@ -131,6 +150,37 @@ def test_not_a_record(catalog: lc.Catalog, record: Any) -> None:
     """Something that is not a dict at all is InvalidInput too."""
     with pytest.raises(lc.InvalidInput):
         lc.Subscription.from_record(record, catalog=catalog)
+
+
+def test_any_mapping_loads(catalog: lc.Catalog) -> None:
+    """A record built with another Mapping type (OrderedDict, JSON hooks) loads the same."""
+    record = _lived(catalog).to_record()
+    ordered = json.loads(json.dumps(record), object_pairs_hook=collections.OrderedDict)
+    loaded = lc.Subscription.from_record(ordered, catalog=catalog)
+    assert record == loaded.to_record()
+
+
+def test_long_quantities_round_trip_under_any_context(catalog: lc.Catalog) -> None:
+    """A quantity of 29+ digits, or a thread context of 5 digits, still round-trips exactly."""
+    sub = lc.Subscription.new("c", catalog=catalog)
+    sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+    sub.record_usage(
+        "media_processing", D("0.12345678901234567890123456789"), "u-1", sh(2026, 3, 2)
+    )
+    sub.record_usage("media_processing", D("2345.678"), "u-2", sh(2026, 3, 3))
+    with decimal.localcontext() as context:
+        context.prec = 5
+        loaded = lc.Subscription.from_record(sub.to_record(), catalog=catalog)
+    assert sub.to_record() == loaded.to_record()
+
+
+def test_history_details_are_read_only(catalog: lc.Catalog) -> None:
+    """History hands out read-only details: a receipt cannot be rewritten from outside."""
+    sub = lc.Subscription.new("c", catalog=catalog)
+    sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+    with pytest.raises(TypeError):
+        sub.history[0].details["amount"] = "0"  # type: ignore[index]
+    assert D("1000.00") == sub.subscribe("basic", order_id="o-1").amount
 
 
 def test_unapplied_timed_transition_is_corruption(catalog: lc.Catalog) -> None:

@@ -96,3 +96,58 @@ def test_quantity_accepts_ints_strings_and_floats_exactly(given: object, expecte
     sub.subscribe("e", order_id="o-1", at=sh(2026, 3, 1))
     s = sub.record_usage("m", given, usage_id="u-1", at=sh(2026, 3, 2))  # type: ignore[arg-type]
     assert (expected, expected) == (s.quantity, s.quota)
+
+
+def _one_edition(credits: str, rate: str) -> lc.Catalog:
+    data: dict[str, Any] = {
+        "currency": "CNY",
+        "trial": {"price": "20.00", "credits": "10"},
+        "editions": {"e": {"rank": 1, "price": "1", "credits": credits, "features": ["f"]}},
+        "meters": {"m": {"feature": "f", "credit_rate": rate, "payg_price": "1.20"}},
+    }
+    return lc.Catalog.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("credits", "rate", "quantity"),
+    [
+        ("1999.99999999999999999999999999", "1", "3000"),
+        ("2000", "2", "999.9999999999999999999999999999"),
+        ("10", "3", "5"),
+        ("0.0000000000000000000000000001", "3", "1"),
+    ],
+)
+def test_no_part_of_a_split_is_ever_negative(credits: str, rate: str, quantity: str) -> None:
+    """Long pools and rates that do not divide never make payg negative or quota too big."""
+    sub = lc.Subscription.new("c", catalog=_one_edition(credits, rate))
+    sub.subscribe("e", order_id="o-1", at=sh(2026, 3, 1))
+    s = sub.record_usage("m", D(quantity), usage_id="u-1", at=sh(2026, 3, 2))
+    parts = (s.quota, s.addons, s.payg, s.denied)
+    assert all(part >= 0 for part in parts)
+    with localcontext() as exact:
+        exact.prec = 200
+        assert s.quota * D(rate) <= D(credits)
+        assert D(quantity) == sum(parts)
+        assert s.payg * D("1.20") == s.amount
+    assert (
+        sub.to_record()
+        == lc.Subscription.from_record(sub.to_record(), catalog=sub.catalog).to_record()
+    )
+
+
+def test_exact_division_is_not_rounded() -> None:
+    """A pool of 30 digits at rate 1 covers exactly its own value, not a rounded one."""
+    sub = lc.Subscription.new("c", catalog=_one_edition("1999.99999999999999999999999999", "1"))
+    sub.subscribe("e", order_id="o-1", at=sh(2026, 3, 1))
+    s = sub.record_usage("m", D(3000), usage_id="u-1", at=sh(2026, 3, 2))
+    assert D("1999.99999999999999999999999999") == s.quota
+
+
+@pytest.mark.parametrize("quantity", [D("9E+999999999999999999"), D("1E+31"), D("1E-51"), "\u0663"])
+def test_out_of_range_quantity_is_invalid_input(quantity: object) -> None:
+    """Absurd magnitudes and non-ASCII digits are refused before any arithmetic."""
+    sub = lc.Subscription.new("c", catalog=_catalog("1"))
+    sub.subscribe("e", order_id="o-1", at=sh(2026, 3, 1))
+    with pytest.raises(lc.InvalidInput) as info:
+        sub.record_usage("m", quantity, usage_id="u-1", at=sh(2026, 3, 2))  # type: ignore[arg-type]
+    assert "quantity" == info.value.field

@@ -243,3 +243,43 @@ def test_receipt_and_history_times_are_utc(sub: lc.Subscription) -> None:
     receipt = sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1, 8, 0))
     assert datetime(2026, 3, 1, 0, 0, tzinfo=UTC) == receipt.at
     assert UTC is receipt.at.tzinfo
+
+
+def test_a_failing_clock_is_invalid_input(catalog: lc.Catalog) -> None:
+    """A clock that raises or wants arguments is reported as the clock's fault."""
+    for clock in (lambda: 1 / 0, lambda now: now):
+        sub = lc.Subscription.new("c", catalog=catalog, clock=clock)  # type: ignore[arg-type]
+        with pytest.raises(lc.InvalidInput) as info:
+            sub.purchase_trial(order_id="o-1")
+        assert "clock" == info.value.field
+
+
+def test_blank_keys_are_refused(sub: lc.Subscription) -> None:
+    """A whitespace-only key is no key."""
+    with pytest.raises(lc.InvalidInput) as info:
+        sub.purchase_trial(order_id="   ", at=sh(2026, 3, 1))
+    assert "order_id" == info.value.field
+
+
+def test_far_future_is_out_of_range(sub: lc.Subscription) -> None:
+    """Instants near the end of the calendar are refused before they can overflow."""
+    with unchanged(sub), pytest.raises(lc.InvalidInput) as info:
+        sub.subscribe("basic", order_id="o-1", at=datetime(9999, 6, 1, tzinfo=UTC))
+    assert "input.out_of_range" == info.value.code
+
+
+def test_refusal_state_is_a_state(sub: lc.Subscription) -> None:
+    """RuleViolation.state is the State member (and still equal to its value)."""
+    with pytest.raises(lc.RuleViolation) as info:
+        sub.unsubscribe(request_id="r-1", at=sh(2026, 3, 1))
+    assert lc.State.NONE is info.value.state
+    assert "none" == info.value.state
+
+
+def test_last_trial_and_period_are_kept(sub: lc.Subscription) -> None:
+    """trial_end and period_end keep the current or last trial and period."""
+    sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+    sub.subscribe("basic", order_id="o-2", term_months=1, at=sh(2026, 3, 2))
+    assert (sh(2026, 4, 1), sh(2026, 4, 2)) == (sub.trial_end, sub.period_end)
+    sub.purchase_trial(order_id="o-3", at=sh(2026, 4, 3))
+    assert (sh(2026, 5, 3), sh(2026, 4, 2), "basic") == (sub.trial_end, sub.period_end, sub.edition)

@@ -48,3 +48,28 @@ def test_without_enterprise_payg_not_denied(sub: lc.Subscription, state: str) ->
     assert state == sub.state_at(at)
     decision = sub.authorize("realtime_conversational_ai", at=at)
     assert lc.Decision(True, "payg", "rtc_ai.standard_or_higher") == decision
+
+
+def test_edition_without_the_feature_still_pays_payg() -> None:
+    """Under an edition that does not list RTC AI, it is pay-as-you-go, not denied."""
+    data = {
+        "currency": "CNY",
+        "trial": {"price": "20.00", "credits": "100"},
+        "editions": {
+            "basic": {"rank": 1, "price": "1", "credits": "10", "features": ["media"]},
+            "standard": {"rank": 2, "price": "2", "credits": "10", "features": ["media", "rtc"]},
+        },
+        "meters": {
+            "media": {"feature": "media", "payg_price": "1"},
+            "rtc": {
+                "feature": "rtc",
+                "payg_price": "0.80",
+                "min_edition": "standard",
+                "payg_without_subscription": True,
+            },
+        },
+    }
+    sub = lc.Subscription.new("c", catalog=lc.Catalog.from_dict(data))
+    sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+    s = sub.record_usage("rtc", D("5"), usage_id="u-1", at=sh(2026, 3, 1))
+    assert (D(5), D("4.00"), "rtc_ai.standard_or_higher") == (s.payg, s.amount, s.rule)
