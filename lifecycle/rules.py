@@ -59,7 +59,7 @@ class Rule:
 
     def refuse(self, *, state: str, operation: str, **facts: str) -> RuleViolation:
         """The error that refuses ``operation`` in ``state`` under this rule."""
-        advice = self.advice.format(operation=operation, state=state, **facts)
+        advice = self.advice.format(operation=operation, **facts)
         return RuleViolation(self, state=state, operation=operation, advice=advice)
 
     def guard(self, attempt: Attempt) -> bool:

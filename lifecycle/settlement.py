@@ -25,7 +25,6 @@ from lifecycle.rules import (
     Rule,
 )
 from lifecycle.states import (
-    ENTERPRISE,
     ENTERPRISE_ACTIVE,
     QUOTA_EXHAUSTED_PAYG,
     TRIAL,
@@ -78,11 +77,14 @@ def terms(
     edition: Edition | None,
     catalog: Catalog,
 ) -> Terms:
-    """How ``feature`` (billed by ``meter``, if any) is paid in ``state``."""
+    """How ``feature`` (billed by ``meter``, if any) is paid in ``state``.
+
+    ``edition`` is the Enterprise edition in force, None outside Enterprise.
+    """
     if state is TRIAL and feature in catalog.trial.excluded_features:
         return _TRIAL_EXCLUDED
-    enterprise = state in ENTERPRISE and edition is not None
-    if enterprise and edition is not None and feature not in edition.features:
+    enterprise = edition is not None
+    if edition is not None and feature not in edition.features:
         # NOTE: a feature billed without any subscription (RTC AI, Q7) stays
         # pay-as-you-go for a subscriber whose edition does not include it.
         if meter is not None and meter.payg_without_subscription:

@@ -474,15 +474,10 @@ class Subscription:
             self.catalog.editions.get(ledger.edition or "") if state in ENTERPRISE else None,
             self.catalog,
         )
-        parts = split(
-            how,
-            amount,
-            measured.credit_rate,
-            ledger.credits,
-            tuple(grant.credits for grant in ledger.addons),
-        )
+        pools = tuple(grant.credits for grant in ledger.addons)
+        parts = split(how, amount, measured.credit_rate, ledger.credits, pools)
         before = ledger.remaining
-        if how.billing == "credits":
+        if parts.base_left != ledger.credits or parts.addons_left != pools:
             draft.ledger = ledger = attrs.evolve(
                 ledger,
                 credits=parts.base_left,
@@ -503,7 +498,7 @@ class Subscription:
             denied=parts.denied,
             amount=MONEY.multiply(parts.payg, measured.payg_price) if parts.payg else ZERO,
             rule=parts.rule.code if parts.rule else None,
-            credits=MONEY.subtract(before, ledger.remaining) if how.billing == "credits" else ZERO,
+            credits=MONEY.subtract(before, ledger.remaining),
             meter=measured.name,
             quantity=amount,
             usage_id=key,

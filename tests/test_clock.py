@@ -1,6 +1,7 @@
 """Time: aware datetimes only, calendar months in the catalog's zone."""
 
-from datetime import UTC, datetime, timedelta, timezone
+import re
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -72,3 +73,70 @@ def test_aware_refuses_bad_times(value: object, code: str) -> None:
     with pytest.raises(lc.InvalidInput) as info:
         aware(value, "at")
     assert ("at", code) == (info.value.field, info.value.code)
+
+
+class _BrokenZone(tzinfo):
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return 8  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (datetime(2026, 3, 1), "is naive; pass a timezone-aware datetime (for example"),
+        ("2026-03-01", "expected a timezone-aware datetime, got str"),
+        (datetime(2026, 3, 1, tzinfo=_BrokenZone()), "its tzinfo is broken"),
+        (datetime(9001, 1, 1, tzinfo=UTC), "out of range (years 1000 to 9000)"),
+    ],
+)
+def test_time_errors_say_what_is_wrong(value: object, words: str) -> None:
+    """Each refusal of a time names the field and says what was wrong with it."""
+    with pytest.raises(lc.InvalidInput, match=re.escape(words)) as info:
+        aware(value, "at")
+    assert "at" == info.value.field
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        (datetime(1000, 1, 1, tzinfo=UTC), True),
+        (datetime(999, 12, 31, tzinfo=UTC), False),
+        (datetime(9000, 12, 31, tzinfo=UTC), True),
+        (datetime(9001, 1, 1, tzinfo=UTC), False),
+    ],
+)
+def test_years_1000_to_9000_inclusive(value: datetime, accepted: bool) -> None:
+    """The accepted years are 1000 to 9000, both included."""
+    try:
+        aware(value, "at")
+    except lc.InvalidInput:
+        assert not accepted
+    else:
+        assert accepted
+
+
+def test_month_arithmetic_returns_utc() -> None:
+    """Computed ends are UTC instants, whatever the machine's local zone."""
+    end = add_months(datetime(2026, 3, 10, 10, tzinfo=SHANGHAI), 1, SHANGHAI)
+    assert UTC is end.tzinfo
+    assert UTC is next_month_start(end, SHANGHAI).tzinfo
+
+
+def test_a_month_landing_on_a_repeated_hour_takes_the_first() -> None:
+    """A month that lands in the hour daylight saving repeats takes its first occurrence
+    (fold=0), even from a start that was itself the second occurrence."""
+    second = datetime(2025, 10, 26, 2, 30, fold=1, tzinfo=BERLIN)
+    assert datetime(2025, 10, 26, 1, 30, tzinfo=UTC) == second.astimezone(UTC)
+    landed = add_months(second, 72, BERLIN)  # 26 October 2031: daylight saving ends again
+    assert datetime(2031, 10, 26, 0, 30, tzinfo=UTC) == landed
+    first = add_months(datetime(2026, 9, 25, 2, 30, tzinfo=BERLIN), 1, BERLIN)
+    assert datetime(2026, 10, 25, 0, 30, tzinfo=UTC) == first
+
+
+def test_next_month_of_december_is_january() -> None:
+    """The month after December is January of the next year."""
+    december = datetime(2026, 12, 15, tzinfo=SHANGHAI)
+    assert datetime(2027, 1, 1, tzinfo=SHANGHAI) == next_month_start(december, SHANGHAI)
+    assert datetime(2026, 12, 1, tzinfo=SHANGHAI) == next_month_start(
+        datetime(2026, 11, 30, 23, 59, tzinfo=SHANGHAI), SHANGHAI
+    )

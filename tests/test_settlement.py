@@ -151,3 +151,67 @@ def test_out_of_range_quantity_is_invalid_input(quantity: object) -> None:
     with pytest.raises(lc.InvalidInput) as info:
         sub.record_usage("m", quantity, usage_id="u-1", at=sh(2026, 3, 2))  # type: ignore[arg-type]
     assert "quantity" == info.value.field
+
+
+def _metered(meter: dict[str, Any]) -> lc.Catalog:
+    data: dict[str, Any] = {
+        "currency": "CNY",
+        "trial": {"price": "20.00", "credits": "10"},
+        "editions": {
+            "low": {"rank": 1, "price": "1", "credits": "10", "features": ["f"]},
+            "high": {"rank": 2, "price": "1", "credits": "10", "features": ["f"]},
+        },
+        "meters": {"m": {"feature": "f", "payg_price": "2", **meter}},
+    }
+    return lc.Catalog.from_dict(data)
+
+
+def test_payg_without_subscription_meter_is_payg_in_a_trial() -> None:
+    """A meter billed without subscription is pay-as-you-go in a trial, trial credits untouched."""
+    sub = lc.Subscription.new("c", catalog=_metered({"payg_without_subscription": True}))
+    sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+    s = sub.record_usage("m", D(3), usage_id="u-1", at=sh(2026, 3, 1))
+    assert (D(0), D(3), D(6), "rtc_ai.standard_or_higher") == (s.quota, s.payg, s.amount, s.rule)
+    assert D(10) == sub.remaining_credits(sh(2026, 3, 1))
+
+
+def test_min_edition_meter_without_payg_everywhere() -> None:
+    """A meter with a min_edition but no payg_without_subscription: pay-as-you-go under a
+    lower edition, denied in a trial (a trial never bills pay-as-you-go)."""
+    catalog = _metered({"min_edition": "high"})
+    trial = lc.Subscription.new("t", catalog=catalog)
+    trial.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+    s = trial.record_usage("m", D(3), usage_id="u-1", at=sh(2026, 3, 1))
+    assert (D(0), D(3), "trial.no_payg") == (s.payg, s.denied, s.rule)
+    low = lc.Subscription.new("l", catalog=catalog)
+    low.subscribe("low", order_id="o-1", at=sh(2026, 3, 1))
+    s = low.record_usage("m", D(3), usage_id="u-1", at=sh(2026, 3, 1))
+    assert (D(0), D(3), "rtc_ai.standard_or_higher") == (s.quota, s.payg, s.rule)
+    high = lc.Subscription.new("h", catalog=catalog)
+    high.subscribe("high", order_id="o-1", at=sh(2026, 3, 1))
+    s = high.record_usage("m", D(3), usage_id="u-1", at=sh(2026, 3, 1))
+    assert (D(3), None) == (s.quota, s.rule)
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        ("1" * 60, False),  # 1E+59: too large, though 60 characters
+        ("0." + "1" * 58, True),  # 60 characters
+        ("0." + "1" * 59, False),  # 61 characters
+        ("1E-50", True),
+        ("1E-51", False),
+        ("9E+30", True),
+        ("1E+31", False),
+    ],
+)
+def test_quantity_range_boundaries(text: str, accepted: bool) -> None:
+    """Quantities of at most 60 characters, from 1E-50 to below 1E+31, are accepted."""
+    sub = lc.Subscription.new("c", catalog=_catalog("1"))
+    sub.subscribe("e", order_id="o-1", at=sh(2026, 3, 1))
+    try:
+        sub.record_usage("m", D(text), usage_id="u-1", at=sh(2026, 3, 2))
+    except lc.InvalidInput:
+        assert not accepted
+    else:
+        assert accepted

@@ -283,3 +283,10 @@ def test_last_trial_and_period_are_kept(sub: lc.Subscription) -> None:
     assert (sh(2026, 4, 1), sh(2026, 4, 2)) == (sub.trial_end, sub.period_end)
     sub.purchase_trial(order_id="o-3", at=sh(2026, 4, 3))
     assert (sh(2026, 5, 3), sh(2026, 4, 2), "basic") == (sub.trial_end, sub.period_end, sub.edition)
+
+
+def test_failing_clock_message_says_so(catalog: lc.Catalog) -> None:
+    """The clock's own error is named in the message."""
+    sub = lc.Subscription.new("c", catalog=catalog, clock=lambda: 1 / 0)  # type: ignore[arg-type,return-value]
+    with pytest.raises(lc.InvalidInput, match="raised ZeroDivisionError"):
+        sub.remaining_credits()

@@ -31,3 +31,12 @@ def test_trial_refused_where_no_edge(sub: lc.Subscription, state: str) -> None:
     )
     assert (None, state, "purchase_trial") == (error.faq, error.state, error.operation)
     assert "none, trial-exhausted, unsubscribed, expired" in str(error)
+
+
+def test_advice_names_the_operation(sub: lc.Subscription) -> None:
+    """The advice says which operation is possible from where."""
+    sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+    error = refused(
+        sub, lambda: sub.purchase_trial(order_id="o-2", at=sh(2026, 3, 2)), "transition.not_allowed"
+    )
+    assert error.advice.startswith("purchase_trial is possible only from: none")

@@ -49,3 +49,12 @@ def test_month_is_the_catalogs_not_utc(sub: lc.Subscription) -> None:
     _use_up_trial(sub, "o-1", sh(2026, 3, 31, 23, 0))
     receipt = sub.purchase_trial(order_id="o-2", at=sh(2026, 4, 1, 0, 30))
     assert lc.State.TRIAL == receipt.state
+
+
+def test_december_trial_points_to_january(sub: lc.Subscription) -> None:
+    """A second December trial is refused until 1 January of the next year."""
+    _use_up_trial(sub, "o-1", sh(2026, 12, 2))
+    error = refused(
+        sub, lambda: sub.purchase_trial(order_id="o-2", at=sh(2026, 12, 31)), "trial.once_per_month"
+    )
+    assert "1 January 2027 00:00 (Asia/Shanghai)" in error.advice
