@@ -12,7 +12,6 @@ a week's worth of them, and rows are about half the size of dicts.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from lifecycle.catalog import Catalog
 from lifecycle.clock import FIRST_YEAR, LAST_YEAR, Clock
 from lifecycle.errors import InvalidInput
+from lifecycle.keys import MemoryKeys
 from lifecycle.money import MONEY
 from lifecycle.rules import BY_CODE
 from lifecycle.states import EDGES, ENTERPRISE, NONE, QUOTA_EXHAUSTED_PAYG, TRIAL, State
@@ -81,7 +81,27 @@ def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def dump(sub: Subscription) -> dict[str, Any]:
+def usage_row(s: Settlement) -> list[Any]:
+    """One remembered usage key as a record row, in ``USAGE_COLUMNS`` order."""
+    return [
+        s.usage_id,
+        s.at.isoformat(),
+        s.meter,
+        str(s.quantity),
+        str(s.quota),
+        str(s.addons),
+        str(s.payg),
+        str(s.denied),
+        str(s.amount),
+        s.rule,
+        str(s.credits),
+        s.state.value,
+    ]
+
+
+def dump(sub: Subscription, *, usage: bool = True) -> dict[str, Any]:
+    """``sub`` as a record; without its usage keys if ``usage`` is False (a store
+    that keeps them in a table of their own)."""
     ledger = sub._ledger
     return {
         "schema_version": SCHEMA_VERSION,
@@ -110,23 +130,7 @@ def dump(sub: Subscription) -> dict[str, Any]:
             }
             for t in sub._history
         ],
-        "usage": [
-            [
-                s.usage_id,
-                s.at.isoformat(),
-                s.meter,
-                str(s.quantity),
-                str(s.quota),
-                str(s.addons),
-                str(s.payg),
-                str(s.denied),
-                str(s.amount),
-                s.rule,
-                str(s.credits),
-                s.state.value,
-            ]
-            for s in sub._usage.values()
-        ],
+        "usage": [usage_row(s) for s in sub._keys.all()] if usage else [],
     }
 
 
@@ -311,10 +315,8 @@ def load(
     sub._orders = orders
     sub._requests = requests
     if usage and mark is not None:
-        window = catalog.window
-        live = [s for s in usage if s.at + window > mark]
-        sub._usage = {s.usage_id: s for s in live}
-        sub._usage_queue = deque(live)
+        cutoff = mark - catalog.window
+        sub._keys = MemoryKeys(s for s in usage if s.at > cutoff)
     return sub
 
 
@@ -510,14 +512,17 @@ def _check_ledger_against_history(
 
 
 def _usage(value: object, index: int, memo: dict[str, Decimal]) -> Settlement:
-    row = value if type(value) is list else _list(value, f"usage[{index}]")
+    return parse_usage_row(value, f"usage[{index}]", memo)
+
+
+def parse_usage_row(
+    value: object, where: str, memo: dict[str, Decimal] | None = None
+) -> Settlement:
+    """A record row back into its settlement, validated; ``where`` names it in errors."""
+    row = value if type(value) is list else _list(value, where)
     if len(row) != len(USAGE_COLUMNS):
-        raise _bad(
-            f"usage[{index}]",
-            f"expected {len(USAGE_COLUMNS)} columns: {', '.join(USAGE_COLUMNS)}",
-        )
+        raise _bad(where, f"expected {len(USAGE_COLUMNS)} columns: {', '.join(USAGE_COLUMNS)}")
     usage_id, at, meter, quantity, quota, addons, payg, denied, amount, rule, credits, state = row
-    where = f"usage[{index}]"
     # NOTE: positional, in field order: keywords cost a third more here, and
     # this runs once per remembered usage key on every load.
     settlement = Settlement(

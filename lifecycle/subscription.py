@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import deque
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -24,6 +23,7 @@ import attrs
 from lifecycle.catalog import Catalog, default_catalog
 from lifecycle.clock import Clock, add_months, aware, describe, read_clock, utc_now
 from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder
+from lifecycle.keys import MemoryKeys, UsageKeys
 from lifecycle.machine import fire
 from lifecycle.money import MONEY, ZERO, in_range
 from lifecycle.rules import Attempt
@@ -91,6 +91,7 @@ class Ledger:
 
 
 EMPTY = Ledger()
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
 
 @attrs.define(slots=False, eq=False)
@@ -134,13 +135,12 @@ class Subscription:
     __slots__ = (
         "_clock",
         "_history",
+        "_keys",
         "_ledger",
         "_mark",
         "_orders",
         "_requests",
         "_state",
-        "_usage",
-        "_usage_queue",
         "catalog",
         "customer_id",
     )
@@ -154,8 +154,7 @@ class Subscription:
     _history: list[Transition]
     _orders: dict[str, Transition]
     _requests: dict[str, Transition]
-    _usage: dict[str, Settlement]
-    _usage_queue: deque[Settlement] | None
+    _keys: UsageKeys
 
     def __init__(self, customer_id: str, catalog: Catalog, clock: Clock) -> None:
         # Trusts its arguments: `new` and `from_record` validate them first.
@@ -168,8 +167,7 @@ class Subscription:
         self._history = []
         self._orders = {}
         self._requests = {}
-        self._usage = {}
-        self._usage_queue = None
+        self._keys = MemoryKeys()
 
     @classmethod
     def new(
@@ -191,6 +189,18 @@ class Subscription:
                 code="input.bad_customer_id",
             )
         return cls(customer_id, *_catalog_and_clock(catalog, clock))
+
+    def copy(self) -> Subscription:
+        """An independent copy, sharing only what is immutable (catalog, ledger,
+        history entries); usage keys are not copied."""
+        twin = type(self)(self.customer_id, self.catalog, self._clock)
+        twin._state = self._state
+        twin._ledger = self._ledger
+        twin._mark = self._mark
+        twin._history = list(self._history)
+        twin._orders = dict(self._orders)
+        twin._requests = dict(self._requests)
+        return twin
 
     def __repr__(self) -> str:
         return f"<Subscription {self.customer_id!r} {self._state.value} mark={self._mark}>"
@@ -233,9 +243,7 @@ class Subscription:
                 reason="balances are kept back to the idempotency window only",
             )
         balance = self._ledger.remaining
-        for settlement in reversed(self._usage_queue or ()):
-            if settlement.at <= when:
-                break
+        for settlement in self._keys.newer_than(when):
             balance = MONEY.add(balance, settlement.credits)
         for entry in reversed(self._history):
             if entry.at <= when:
@@ -280,6 +288,15 @@ class Subscription:
     def trial_end(self) -> datetime | None:
         """When the current or last trial ends (exclusive)."""
         return self._ledger.trial_end
+
+    @property
+    def due_at(self) -> datetime | None:
+        """When the next timed transition (trial end, period end) falls due, if any.
+
+        This is what a store indexes to find the subscriptions ``sweep`` must visit.
+        """
+        pending = due(self._state, self._ledger, _END_OF_TIME)
+        return pending[1] if pending else None
 
     def _projected(self, when: datetime) -> tuple[State, Ledger]:
         """State and ledger at ``when`` (at or after the mark), timed transitions applied."""
@@ -455,7 +472,7 @@ class Subscription:
         amount = _quantity(quantity)
         key = _key(usage_id, "usage_id")
         when = self._when(at)
-        first = self._usage.get(key)
+        first = self._keys.get(key)
         if first is not None:
             if first.meter == measured.name and first.quantity == amount:
                 return first
@@ -506,7 +523,7 @@ class Subscription:
             state=State(draft.state),
         )
         self._commit(draft, when)
-        self._remember(settlement)
+        self._keys.remember(settlement)
         return settlement
 
     def advance(self, to: datetime) -> list[Transition]:
@@ -571,17 +588,7 @@ class Subscription:
         if draft.applied:
             self._history.extend(draft.applied)
         self._mark = when
-        queue = self._usage_queue
-        if queue:
-            window = self.catalog.window
-            while queue and queue[0].at + window <= when:
-                del self._usage[queue.popleft().usage_id]
-
-    def _remember(self, settlement: Settlement) -> None:
-        self._usage[settlement.usage_id] = settlement
-        if self._usage_queue is None:
-            self._usage_queue = deque()
-        self._usage_queue.append(settlement)
+        self._keys.forget_until(when - self.catalog.window)
 
     def _attempt(
         self, operation: str, draft: _Draft, at: datetime, discount: object = None

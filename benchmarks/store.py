@@ -1,0 +1,255 @@
+"""Edits per second through SqlStore, each beside a baseline on the same database.
+
+    python benchmarks/store.py [--quick] [--pg-admin URL]
+
+On a SQLite file and on PostgreSQL (a fresh database created for the run and
+dropped after), it measures:
+
+* edits per second for one worker, for 8 workers on 8 customers and for 8
+  workers on one hot customer; each edit records one usage. The baseline is a
+  transaction that updates one counter row, run the same way (one row per
+  worker, or one hot row). Each figure is the median of several rounds in
+  which all the workloads run in turn, so a noisy neighbour slows them alike;
+* the cost of an edit with 10 and with 10,000 usage keys inside the window.
+
+Targets: one worker within 3x of the baseline; 8 workers on 8 customers on
+PostgreSQL at least 1.5x one worker; edit cost flat (within 1.5x) from 10 to
+10,000 keys. The exit status is 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from lifecycle.store import SqlStore, metadata
+
+SPAWN = multiprocessing.get_context("spawn")
+QUANTITY = Decimal("0.01")
+
+
+def prepare(url: str, customers: int) -> None:
+    """Fresh tables, `customers` professional subscriptions and as many counter rows."""
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        metadata.drop_all(connection)
+        connection.exec_driver_sql("DROP TABLE IF EXISTS bench_counters")
+        connection.exec_driver_sql(
+            "CREATE TABLE bench_counters (id INTEGER PRIMARY KEY, n INTEGER)"
+        )
+        for n in range(customers):
+            connection.exec_driver_sql(f"INSERT INTO bench_counters VALUES ({n}, 0)")
+    engine.dispose()
+    store = SqlStore(url)
+    store.create_schema()
+    for n in range(customers):
+        with store.edit(f"c-{n}") as sub:
+            sub.subscribe("professional", order_id="o-1", term_months=24)
+    store.engine.dispose()
+
+
+def edit_worker(url: str, customer: str, count: int, tag: str, barrier: Any) -> list[float]:
+    """Record `count` usages, one edit each; return when each edit finished."""
+    store = SqlStore(url)
+    with store.edit(customer):
+        pass  # connect and warm up before the clock starts
+    barrier.wait()
+    done = [time.perf_counter()]
+    for n in range(count):
+        with store.edit(customer) as sub:
+            sub.record_usage("media_processing", QUANTITY, f"{tag}-{n}")
+        done.append(time.perf_counter())
+    store.engine.dispose()
+    return done
+
+
+def counter_worker(url: str, row: int, count: int, tag: str, barrier: Any) -> list[float]:
+    """The baseline: `count` transactions updating one counter row."""
+    store = SqlStore(url)  # the same engine set-up (BEGIN IMMEDIATE on SQLite)
+    statement = sa.text("UPDATE bench_counters SET n = n + 1 WHERE id = :id")
+    with store.engine.begin() as connection:
+        connection.execute(statement, {"id": row})
+    barrier.wait()
+    done = [time.perf_counter()]
+    for _ in range(count):
+        with store.engine.begin() as connection:
+            connection.execute(statement, {"id": row})
+        done.append(time.perf_counter())
+    store.engine.dispose()
+    return done
+
+
+def throughput(
+    worker: Callable[..., list[float]], url: str, workers: int, count: int, hot: bool
+) -> float:
+    """Operations per second of `workers` processes, `count` each, started together."""
+    return _throughput(worker, url, workers, count, hot)
+
+
+def medians(runs: int, *jobs: Callable[[], float]) -> list[float]:
+    """Each job's median over `runs` rounds, the jobs interleaved within a round so
+    that a noisy neighbour slows them alike."""
+    samples: list[list[float]] = [[] for _ in jobs]
+    for _ in range(runs):
+        for sample, job in zip(samples, jobs, strict=True):
+            sample.append(job())
+    return [statistics.median(sample) for sample in samples]
+
+
+def _throughput(
+    worker: Callable[..., list[float]], url: str, workers: int, count: int, hot: bool
+) -> float:
+    barrier = SPAWN.Manager().Barrier(workers)
+    tag = uuid.uuid4().hex[:6]
+    jobs = [
+        (url, "c-0" if hot else f"c-{n}", count, f"{tag}-{n}", barrier)
+        if worker is edit_worker
+        else (url, 0 if hot else n, count, f"{tag}-{n}", barrier)
+        for n in range(workers)
+    ]
+    with SPAWN.Pool(workers) as pool:
+        finished = pool.starmap(worker, jobs)
+    # NOTE: the steady state, while every worker runs: from the last start to the
+    # first finish. A worker the scheduler starts late or ends early (8 processes
+    # on 2 cores) would otherwise count as the system's slowness.
+    start = max(times[0] for times in finished)
+    end = min(times[-1] for times in finished)
+    inside = sum(1 for times in finished for t in times[1:] if start < t <= end)
+    return inside / (end - start)
+
+
+def holding_keys(url: str, keys: int) -> str:
+    """A customer holding `keys` usage keys inside the window."""
+    store = SqlStore(url)
+    customer = f"keys-{keys}"
+    start = datetime.now(UTC) - timedelta(days=1)
+    with store.edit(customer) as sub:
+        sub.subscribe("professional", order_id="o-1", term_months=24, at=start)
+        for n in range(keys):
+            sub.record_usage("media_processing", QUANTITY, f"k-{n}", start + timedelta(seconds=n))
+    store.engine.dispose()
+    return customer
+
+
+def edit_cost(store: SqlStore, customer: str, edits: int) -> float:
+    """Mean seconds per edit (one usage each) of `customer`."""
+    tag = uuid.uuid4().hex[:8]
+    began = time.perf_counter()
+    for n in range(edits):
+        with store.edit(customer) as sub:
+            sub.record_usage("media_processing", QUANTITY, f"e-{tag}-{n}")
+    return (time.perf_counter() - began) / edits
+
+
+def measure(name: str, url: str, quick: bool) -> tuple[list[str], bool]:
+    count, runs = (60, 3) if quick else (200, 5)
+    prepare(url, customers=8)
+    one, one_base, spread, spread_base = medians(
+        runs,
+        lambda: throughput(edit_worker, url, 1, count, hot=False),
+        lambda: throughput(counter_worker, url, 1, count, hot=False),
+        lambda: throughput(edit_worker, url, 8, count, hot=False),
+        lambda: throughput(counter_worker, url, 8, count, hot=False),
+    )
+    hot, hot_base = medians(
+        runs,
+        lambda: throughput(edit_worker, url, 8, count // 2, hot=True),
+        lambda: throughput(counter_worker, url, 8, count // 2, hot=True),
+    )
+    store = SqlStore(url)
+    small, large = holding_keys(url, 10), holding_keys(url, 10_000)
+    few, many = medians(
+        runs,
+        lambda: edit_cost(store, small, count // 2),
+        lambda: edit_cost(store, large, count // 2),
+    )
+    store.engine.dispose()
+    lines = [
+        f"{name}",
+        f"  {'workload':<34} {'edits/s':>9} {'baseline/s':>11} {'ratio':>7}",
+        f"  {'1 worker':<34} {one:9.0f} {one_base:11.0f} {one_base / one:6.2f}x",
+        f"  {'8 workers, 8 customers':<34} {spread:9.0f} {spread_base:11.0f} "
+        f"{spread_base / spread:6.2f}x",
+        f"  {'8 workers, 1 hot customer':<34} {hot:9.0f} {hot_base:11.0f} {hot_base / hot:6.2f}x",
+        f"  edit with 10 keys in the window     {few * 1e3:8.2f} ms",
+        f"  edit with 10,000 keys in the window {many * 1e3:8.2f} ms  ({many / few:.2f}x)",
+    ]
+    ok = one_base / one <= 3 and many / few <= 1.5
+    verdicts = [
+        f"  target: 1 worker within 3x of the baseline: {'ok' if one_base / one <= 3 else 'MISSED'}",  # noqa: E501
+        f"  target: edit cost flat within 1.5x: {'ok' if many / few <= 1.5 else 'MISSED'}",
+    ]
+    if name.startswith("PostgreSQL"):
+        scaled = spread / one
+        ok &= scaled >= 1.5
+        verdicts.append(
+            f"  target: 8 workers on 8 customers >= 1.5x one worker: {scaled:.2f}x "
+            f"{'ok' if scaled >= 1.5 else 'MISSED'}"
+        )
+    return lines + verdicts, ok
+
+
+def _spin(n: int) -> float:
+    began, total = time.perf_counter(), 0
+    for i in range(n):
+        total += i * i
+    return time.perf_counter() - began
+
+
+def cpu_scaling(workers: int = 8, n: int = 3_000_000) -> float:
+    """How much more pure CPU work `workers` processes get done than one: the
+    ceiling for any scaling measured here."""
+    alone = min(_spin(n) for _ in range(3))
+    with SPAWN.Pool(workers) as pool:
+        began = time.perf_counter()
+        pool.map(_spin, [n] * workers)
+        together = time.perf_counter() - began
+    return workers * alone / together
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer edits")
+    parser.add_argument(
+        "--pg-admin",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        help="a PostgreSQL URL allowed to create and drop a database",
+    )
+    args = parser.parse_args(argv)
+    print(f"this machine: 8 CPU-bound processes do {cpu_scaling():.2f}x the work of one")
+    ok = True
+    with tempfile.TemporaryDirectory() as folder:
+        lines, fine = measure(
+            "SQLite (file, WAL)", f"sqlite:///{Path(folder) / 'bench.db'}", args.quick
+        )
+        ok &= fine
+        print("\n".join(lines), flush=True)
+    admin = sa.create_engine(args.pg_admin, isolation_level="AUTOCOMMIT")
+    database = f"lifecycle_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{database}"')
+    try:
+        url = sa.make_url(args.pg_admin).set(database=database).render_as_string(False)
+        lines, fine = measure("PostgreSQL (psycopg 3)", url, args.quick)
+        ok &= fine
+        print("\n".join(lines), flush=True)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.dispose()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
