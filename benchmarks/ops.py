@@ -104,8 +104,6 @@ def record_usage_us(number: int, repeat: int = 7) -> tuple[float, float]:
 
 def new_us(number: int) -> tuple[float, float]:
     catalog = lc.default_catalog()
-    clock = lc.Subscription.new("x").state  # warm the default catalog and clock
-    del clock
     return paired_us(
         lambda: lc.Subscription.new("cust-42", catalog=catalog),
         lambda: Plain("cust-42", catalog, None),

@@ -93,9 +93,7 @@ def terms(
     edition_too_low = (
         meter is not None
         and meter.min_edition is not None
-        and not (
-            edition is not None and enterprise and edition.rank >= catalog.rank(meter.min_edition)
-        )
+        and not (edition is not None and edition.rank >= catalog.rank(meter.min_edition))
     )
     if (
         meter is not None

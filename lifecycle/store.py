@@ -561,19 +561,16 @@ class SqlStore:
     def load(self, customer_id: str) -> Snapshot | None:
         """A read-only snapshot of ``customer_id``'s subscription, or None."""
         with self._reading() as connection:
-            record = connection.execute(
-                sa.select(subscriptions.c.record).where(subscriptions.c.customer_id == customer_id)
-            ).scalar()
-            if record is None:
+            row = connection.execute(
+                sa.select(subscriptions.c.record, subscriptions.c.keys_from).where(
+                    subscriptions.c.customer_id == customer_id
+                )
+            ).one_or_none()
+            if row is None:
                 return None
-            snapshot: Snapshot = _load(record, customer_id, self.catalog, Snapshot)
-            keys = SqlKeys(
-                connection,
-                customer_id,
-                _cutoff(snapshot, self.catalog),
-                _FOREVER_AGO,
-                self._lookup,
-            )
+            snapshot: Snapshot = _load(row.record, customer_id, self.catalog, Snapshot)
+            cutoff = _cutoff(snapshot, self.catalog)
+            keys = SqlKeys(connection, customer_id, cutoff, row.keys_from, self._lookup)
             snapshot._keys = MemoryKeys(keys.all())
         return snapshot
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from lifecycle.catalog import Catalog, default_catalog
+from lifecycle.catalog import Catalog, Edition, default_catalog
 from lifecycle.clock import Clock, add_months, aware, describe, read_clock, utc_now
 from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder
 from lifecycle.keys import MemoryKeys, UsageKeys
@@ -221,10 +221,7 @@ class Subscription:
 
     def state_at(self, at: datetime | None) -> State:
         """The state as of ``at`` (the clock's now if None); changes nothing."""
-        when = self._when(at)
-        if self._mark is not None and when < self._mark:
-            return self._past(when)[0]
-        return self._projected(when)[0]
+        return self._standing(self._when(at))[0]
 
     def remaining_credits(self, at: datetime | None = None) -> Decimal:
         """Credits left as of ``at``: base quota plus add-ons, or the trial's."""
@@ -254,13 +251,8 @@ class Subscription:
     def authorize(self, feature: str, at: datetime | None = None) -> Decision:
         """Whether ``feature`` may be used as of ``at``, and how it would be billed."""
         name = self.catalog.feature(feature)
-        when = self._when(at)
-        if self._mark is not None and when < self._mark:
-            state, edition = self._past(when)
-        else:
-            state, ledger = self._projected(when)
-            edition = ledger.edition
-        chosen = self.catalog.editions.get(edition) if edition and state in ENTERPRISE else None
+        state, edition = self._standing(self._when(at))
+        chosen = self._edition_in_force(state, edition)
         how = terms(state, name, self.catalog.meter_for(name), chosen, self.catalog)
         return Decision(how.billing != "denied", how.billing, how.rule.code if how.rule else None)
 
@@ -297,6 +289,18 @@ class Subscription:
         """
         pending = due(self._state, self._ledger, _END_OF_TIME)
         return pending[1] if pending else None
+
+    def _standing(self, when: datetime) -> tuple[State, str | None]:
+        """State and edition at ``when``: from the history before the mark, projected
+        with the timed transitions due from it on."""
+        if self._mark is not None and when < self._mark:
+            return self._past(when)
+        state, ledger = self._projected(when)
+        return state, ledger.edition
+
+    def _edition_in_force(self, state: State, edition: str | None) -> Edition | None:
+        """The catalog entry of ``edition`` if ``state`` is Enterprise, else None."""
+        return self.catalog.editions.get(edition or "") if state in ENTERPRISE else None
 
     def _projected(self, when: datetime) -> tuple[State, Ledger]:
         """State and ledger at ``when`` (at or after the mark), timed transitions applied."""
@@ -488,7 +492,7 @@ class Subscription:
             state,
             measured.feature,
             measured,
-            self.catalog.editions.get(ledger.edition or "") if state in ENTERPRISE else None,
+            self._edition_in_force(state, ledger.edition),
             self.catalog,
         )
         pools = tuple(grant.credits for grant in ledger.addons)

@@ -215,3 +215,32 @@ def test_quantity_range_boundaries(text: str, accepted: bool) -> None:
         assert not accepted
     else:
         assert accepted
+
+
+ENTERPRISE_STATES = {lc.State.ENTERPRISE_ACTIVE, lc.State.QUOTA_EXHAUSTED_PAYG}
+
+
+@pytest.mark.parametrize(
+    "catalog",
+    [
+        lc.default_catalog(),
+        _metered({"min_edition": "high"}),
+        _metered({"payg_without_subscription": True}),
+        _metered({"min_edition": "high", "payg_without_subscription": True}),
+    ],
+)
+def test_terms_decide_only_where_the_reference_says(catalog: lc.Catalog) -> None:
+    """Every rule `terms` returns is listed in DECIDES for that state: the rules
+    reference says where each settlement rule acts, and cannot be wrong about it."""
+    from lifecycle.settlement import DECIDES, terms
+
+    editions: list[Any] = [None, *catalog.editions.values()]
+    for state in lc.State:
+        for edition in editions:
+            if (edition is None) == (state in ENTERPRISE_STATES):
+                continue
+            for feature in sorted(catalog.features):
+                how = terms(state, feature, catalog.meter_for(feature), edition, catalog)
+                for rule in (how.rule, how.overflow):
+                    if rule is not None:
+                        assert state in DECIDES[rule], (rule.code, state, feature)
