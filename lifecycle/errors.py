@@ -28,6 +28,19 @@ class LifecycleError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # NOTE: subclasses take their context, not the message, as arguments, so
+        # the default pickling (cls(*args)) would fail; an error must cross a
+        # process boundary intact (multiprocessing, task queues).
+        return _rebuild, (type(self), self.message, dict(self.__dict__))
+
+
+def _rebuild(cls: type[LifecycleError], message: str, state: dict[str, object]) -> LifecycleError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class RuleViolation(LifecycleError):
     """An operation was refused by a rule of the billing FAQ.
@@ -108,3 +121,72 @@ class CatalogError(LifecycleError):
         self.source = source
         where = f"{source}: " if source else ""
         super().__init__(f"{where}catalog key {key!r}: {problem}")
+
+
+class ReadOnly(LifecycleError):
+    """An operation on a subscription that may only be read: a snapshot from a
+    store's ``load``, or the subscription of an ``edit`` whose block has ended."""
+
+    code = "store.read_only"
+
+
+class StoreError(LifecycleError):
+    """Base of the errors a store raises."""
+
+    code = "store.error"
+
+
+class StoreUnavailable(StoreError):
+    """The database failed (a dropped connection, a server going away, a
+    conflict it could not resolve). Nothing was committed; ``retryable`` says a
+    retry may succeed, and the database's own error is chained as the cause."""
+
+    code = "store.unavailable"
+    retryable = True
+
+    def __init__(self, operation: str, cause: BaseException) -> None:
+        self.operation = operation
+        detail = str(getattr(cause, "orig", None) or cause).strip().splitlines()
+        reason = detail[0] if detail else type(cause).__name__
+        super().__init__(f"{operation}: the database failed ({reason}); nothing was committed")
+
+
+class LockTimeout(StoreError):
+    """A customer (or, on SQLite, the database) stayed locked by another edit
+    for longer than the store's ``lock_timeout``; nothing was changed."""
+
+    code = "store.lock_timeout"
+    retryable = True
+
+    def __init__(self, customer_id: str | None, seconds: float) -> None:
+        self.customer_id = customer_id
+        self.seconds = seconds
+        what = f"customer {customer_id!r}" if customer_id is not None else "the database"
+        super().__init__(
+            f"{what} stayed locked by another transaction for more than {seconds:g} s "
+            "(lock_timeout); nothing was changed, try again"
+        )
+
+
+class UnknownCustomer(StoreError):
+    """``edit(customer_id, create=False)`` of a customer the store has never seen."""
+
+    code = "store.unknown_customer"
+
+    def __init__(self, customer_id: str) -> None:
+        self.customer_id = customer_id
+        super().__init__(
+            f"the store holds no customer {customer_id!r}; edit(..., create=True) starts a new one"
+        )
+
+
+class SchemaMismatch(StoreError):
+    """The database holds no lifecycle schema, or one of another version."""
+
+    code = "store.schema"
+
+
+class StoreMisuse(StoreError):
+    """A store called in a way that cannot work: a nested edit of one customer on
+    one thread (``store.nested_edit``), a connection with no transaction of its
+    own (``store.no_transaction``)."""

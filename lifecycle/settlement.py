@@ -13,7 +13,7 @@ from decimal import Decimal, Inexact
 
 import attrs
 
-from lifecycle.catalog import Catalog, Edition, Meter
+from lifecycle.catalog import Catalog, Edition, Meter, TrialPackage
 from lifecycle.money import DIVISION, MONEY, ZERO
 from lifecycle.rules import (
     EDITION_FEATURE_EXCLUDED,
@@ -75,13 +75,17 @@ def terms(
     feature: str,
     meter: Meter | None,
     edition: Edition | None,
+    trial: TrialPackage | None,
     catalog: Catalog,
 ) -> Terms:
     """How ``feature`` (billed by ``meter``, if any) is paid in ``state``.
 
-    ``edition`` is the Enterprise edition in force, None outside Enterprise.
+    ``edition`` is the terms of the Enterprise edition in force (None outside
+    Enterprise) and ``trial`` those of the trial in force (None outside a
+    trial): what the customer bought, pinned. ``catalog`` is the one in force
+    now, which prices and ranks the meter.
     """
-    if state is TRIAL and feature in catalog.trial.excluded_features:
+    if trial is not None and feature in trial.excluded_features:
         return _TRIAL_EXCLUDED
     enterprise = edition is not None
     if edition is not None and feature not in edition.features:

@@ -11,87 +11,37 @@ copying the history or the idempotency keys.
 
 from __future__ import annotations
 
-import bisect
-import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import attrs
 
-from lifecycle.catalog import Catalog, Edition, default_catalog
-from lifecycle.clock import Clock, add_months, aware, describe, read_clock, utc_now
-from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder
+from lifecycle import inputs
+from lifecycle.catalog import Catalog, Edition, TrialPackage, default_catalog
+from lifecycle.clock import LAST_YEAR, Clock, add_months, aware, describe, read_clock, utc_now
+from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder, ReadOnly
+from lifecycle.history import ARGUMENTS, History, MemoryHistory, Namespace
 from lifecycle.keys import MemoryKeys, UsageKeys
+from lifecycle.ledger import (
+    EMPTY,
+    END_OF_TIME,
+    HOLDING,
+    Grant,
+    Ledger,
+    credit_change,
+    due,
+    edition_terms,
+    joined,
+    trial_terms,
+)
 from lifecycle.machine import fire
-from lifecycle.money import MONEY, ZERO, in_range
+from lifecycle.money import MONEY, ZERO, text
 from lifecycle.rules import Attempt
 from lifecycle.settlement import split, terms
-from lifecycle.states import (
-    ENTERPRISE,
-    ENTERPRISE_ACTIVE,
-    EXPIRED,
-    TRIAL,
-    TRIAL_EXHAUSTED,
-    State,
-)
+from lifecycle.states import ENTERPRISE, EXPIRED, TRIAL, TRIAL_EXHAUSTED, State
 from lifecycle.values import Decision, Receipt, Settlement, Transition
-
-MAX_KEY_LENGTH = 255
-MAX_TERM_MONTHS = 1200
-
-ARGUMENTS: Mapping[str, tuple[str, ...]] = {
-    "purchase_trial": ("discount",),
-    "subscribe": ("edition", "term_months"),
-    "buy_addon": ("package",),
-    "unsubscribe": (),
-}
-"""The arguments of each keyed operation that idempotency compares (not ``at``)."""
-
-ORDER_OPERATIONS = frozenset({"purchase_trial", "subscribe", "buy_addon"})
-
-HOLDING = frozenset({TRIAL, ENTERPRISE_ACTIVE})
-"""The states that hold credits."""
-
-
-@attrs.frozen
-class Grant:
-    """Add-on credits bought with one order; valid until the period ends (Q6)."""
-
-    package: str
-    order_id: str
-    credits: Decimal
-
-
-@attrs.frozen
-class Ledger:
-    """Everything a subscription holds besides its state and its keys.
-
-    ``credits`` are the trial's credits in a trial and the base quota under
-    Enterprise; outside those states every credit is zero. The last trial's
-    purchase time is kept for ever, for ``trial.once_per_month``; the last
-    period is kept after it ends, for the customer's information.
-    """
-
-    credits: Decimal = ZERO
-    addons: tuple[Grant, ...] = ()
-    trial_end: datetime | None = None
-    last_trial_at: datetime | None = None
-    edition: str | None = None
-    period_start: datetime | None = None
-    period_end: datetime | None = None
-
-    @property
-    def remaining(self) -> Decimal:
-        total = self.credits
-        for grant in self.addons:
-            total = MONEY.add(total, grant.credits)
-        return total
-
-
-EMPTY = Ledger()
-_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
 
 @attrs.define(slots=False, eq=False)
@@ -117,13 +67,8 @@ class _Draft:
         return entry
 
 
-def due(state: State, ledger: Ledger, until: datetime) -> tuple[str, datetime] | None:
-    """The timed transition due by ``until`` (at most one can be), and its instant."""
-    if state is TRIAL and ledger.trial_end is not None and ledger.trial_end <= until:
-        return "trial_ended", ledger.trial_end
-    if state in ENTERPRISE and ledger.period_end is not None and ledger.period_end <= until:
-        return "period_ended", ledger.period_end
-    return None
+Standing = tuple[State, Edition | None, TrialPackage | None]
+"""A state, and the edition and trial terms in force in it."""
 
 
 class Subscription:
@@ -138,8 +83,8 @@ class Subscription:
         "_keys",
         "_ledger",
         "_mark",
-        "_orders",
-        "_requests",
+        "_read_only",
+        "_seq",
         "_state",
         "catalog",
         "customer_id",
@@ -151,10 +96,10 @@ class Subscription:
     _state: State
     _ledger: Ledger
     _mark: datetime | None
-    _history: list[Transition]
-    _orders: dict[str, Transition]
-    _requests: dict[str, Transition]
+    _seq: int
+    _history: History
     _keys: UsageKeys
+    _read_only: str | None
 
     def __init__(self, customer_id: str, catalog: Catalog, clock: Clock) -> None:
         # Trusts its arguments: `new` and `from_record` validate them first.
@@ -164,10 +109,10 @@ class Subscription:
         self._state = State.NONE
         self._ledger = EMPTY
         self._mark = None
-        self._history = []
-        self._orders = {}
-        self._requests = {}
+        self._seq = 0
+        self._history = MemoryHistory()
         self._keys = MemoryKeys()
+        self._read_only = None
 
     @classmethod
     def new(
@@ -182,24 +127,19 @@ class Subscription:
         ``clock`` is a zero-argument callable returning an aware datetime; the
         default reads ``datetime.now(timezone.utc)`` at call time.
         """
-        if not isinstance(customer_id, str) or not customer_id.strip():
-            raise InvalidInput(
-                "customer_id",
-                f"expected a non-empty string, got {customer_id!r}",
-                code="input.bad_customer_id",
-            )
-        return cls(customer_id, *_catalog_and_clock(catalog, clock))
+        return cls(inputs.customer_id(customer_id), *_catalog_and_clock(catalog, clock))
 
     def copy(self) -> Subscription:
         """An independent copy, sharing only what is immutable (catalog, ledger,
-        history entries); usage keys are not copied."""
+        history entries); usage keys are not copied, and a history kept outside
+        (in a store) is not either."""
         twin = type(self)(self.customer_id, self.catalog, self._clock)
         twin._state = self._state
         twin._ledger = self._ledger
         twin._mark = self._mark
-        twin._history = list(self._history)
-        twin._orders = dict(self._orders)
-        twin._requests = dict(self._requests)
+        twin._seq = self._seq
+        if isinstance(self._history, MemoryHistory):
+            twin._history = self._history.copy()
         return twin
 
     def __repr__(self) -> str:
@@ -210,7 +150,7 @@ class Subscription:
     # A read at or after the mark projects the timed transitions due by then.
     # A read before the mark (a past time, or an instance whose clock lags the
     # one that applied the last operation) answers as the subscription stood
-    # then: the state and edition from the history, the credits by taking back
+    # then: the state and terms from the history, the credits by taking back
     # what happened since, which the remembered usage allows within the
     # idempotency window.
 
@@ -229,7 +169,7 @@ class Subscription:
         mark = self._mark
         if mark is None or when >= mark:
             return self._projected(when)[1].remaining
-        if self._past(when)[0] not in HOLDING:
+        if self._standing(when)[0] not in HOLDING:
             return ZERO
         window = self.catalog.window
         if when < mark - window:
@@ -242,24 +182,21 @@ class Subscription:
         balance = self._ledger.remaining
         for settlement in self._keys.newer_than(when):
             balance = MONEY.add(balance, settlement.credits)
-        for entry in reversed(self._history):
-            if entry.at <= when:
-                break
-            balance = MONEY.subtract(balance, _credit_change(entry))
+        for entry in reversed(self._history.after(when)):
+            balance = MONEY.subtract(balance, credit_change(entry))
         return balance
 
     def authorize(self, feature: str, at: datetime | None = None) -> Decision:
         """Whether ``feature`` may be used as of ``at``, and how it would be billed."""
         name = self.catalog.feature(feature)
-        state, edition = self._standing(self._when(at))
-        chosen = self._edition_in_force(state, edition)
-        how = terms(state, name, self.catalog.meter_for(name), chosen, self.catalog)
+        state, edition, trial = self._standing(self._when(at))
+        how = terms(state, name, self.catalog.meter_for(name), edition, trial, self.catalog)
         return Decision(how.billing != "denied", how.billing, how.rule.code if how.rule else None)
 
     @property
     def history(self) -> tuple[Transition, ...]:
         """Every transition applied, oldest first."""
-        return tuple(self._history)
+        return self._history.entries()
 
     @property
     def mark(self) -> datetime | None:
@@ -269,7 +206,8 @@ class Subscription:
     @property
     def edition(self) -> str | None:
         """The edition of the current or last Enterprise subscription."""
-        return self._ledger.edition
+        edition = self._ledger.edition
+        return None if edition is None else edition.name
 
     @property
     def period_end(self) -> datetime | None:
@@ -287,20 +225,20 @@ class Subscription:
 
         This is what a store indexes to find the subscriptions ``sweep`` must visit.
         """
-        pending = due(self._state, self._ledger, _END_OF_TIME)
+        pending = due(self._state, self._ledger, END_OF_TIME)
         return pending[1] if pending else None
 
-    def _standing(self, when: datetime) -> tuple[State, str | None]:
-        """State and edition at ``when``: from the history before the mark, projected
+    def _standing(self, when: datetime) -> Standing:
+        """State and terms at ``when``: from the history before the mark, projected
         with the timed transitions due from it on."""
         if self._mark is not None and when < self._mark:
             return self._past(when)
         state, ledger = self._projected(when)
-        return state, ledger.edition
-
-    def _edition_in_force(self, state: State, edition: str | None) -> Edition | None:
-        """The catalog entry of ``edition`` if ``state`` is Enterprise, else None."""
-        return self.catalog.editions.get(edition or "") if state in ENTERPRISE else None
+        return (
+            state,
+            ledger.edition if state in ENTERPRISE else None,
+            ledger.trial if state is TRIAL else None,
+        )
 
     def _projected(self, when: datetime) -> tuple[State, Ledger]:
         """State and ledger at ``when`` (at or after the mark), timed transitions applied."""
@@ -308,20 +246,32 @@ class Subscription:
         if pending is None:
             return self._state, self._ledger
         state = TRIAL_EXHAUSTED if pending[0] == "trial_ended" else EXPIRED
-        return state, attrs.evolve(self._ledger, credits=ZERO, addons=())
+        return state, self._ledger.emptied()
 
-    def _past(self, when: datetime) -> tuple[State, str | None]:
-        """State and edition at ``when``, before the mark, from the history."""
+    def _past(self, when: datetime) -> Standing:
+        """State and terms at ``when``, before the mark, from the history."""
         history = self._history
-        index = bisect.bisect_right(history, when, key=_at)
-        if not index:
-            return State.NONE, None
-        edition = None
-        for entry in reversed(history[:index]):
-            if entry.trigger == "subscribe":
-                edition = entry.details["edition"]
-                break
-        return history[index - 1].dest, edition
+        entry = history.last_at_or_before(when)
+        if entry is None:
+            return State.NONE, None, None
+        state, ledger = entry.dest, self._ledger
+        edition = trial = None
+        if state in ENTERPRISE:
+            # NOTE: the period in force then is the ledger's own when it had begun by
+            # then; an earlier one's terms are in the history entry that bought it.
+            if ledger.period_start is not None and ledger.period_start <= when:
+                edition = ledger.edition
+            else:
+                bought = history.last_at_or_before(when, "subscribe")
+                edition = None if bought is None else edition_terms(bought)
+        elif state is TRIAL:
+            if ledger.last_trial_at is not None and ledger.last_trial_at <= when:
+                trial = ledger.trial
+            else:
+                bought = history.last_at_or_before(when, "purchase_trial")
+                validity = self.catalog.trial.validity_months
+                trial = None if bought is None else trial_terms(bought, validity)
+        return state, edition, trial
 
     # --- operations ----------------------------------------------------------
 
@@ -329,19 +279,25 @@ class Subscription:
         self, order_id: str, discount: object = None, at: datetime | None = None
     ) -> Receipt:
         """Buy the monthly feature trial package (Q2) at its fixed price."""
-        key = _key(order_id, "order_id")
-        asked = _discount(discount)
+        self._writable()
+        key = inputs.identifier(order_id, "order_id")
+        asked = inputs.discount(discount)
         when = self._when(at)
-        first = self._replay(self._orders, key, "purchase_trial", {"discount": asked})
+        first = self._replay("order", key, "purchase_trial", {"discount": asked})
         if first is not None:
             return first
         draft = self._draft("purchase_trial", when)
         source = draft.state
         fire(draft, "purchase_trial", self._attempt("purchase_trial", draft, when, asked))
         trial = self.catalog.trial
-        ends = add_months(when, trial.validity_months, self.catalog.zone)
+        ends = _ending(add_months(when, trial.validity_months, self.catalog.zone), "at")
         draft.ledger = attrs.evolve(
-            draft.ledger, credits=trial.credits, addons=(), trial_end=ends, last_trial_at=when
+            draft.ledger,
+            credits=trial.credits,
+            addons=(),
+            trial=trial,
+            trial_end=ends,
+            last_trial_at=when,
         )
         entry = draft.log(
             "purchase_trial",
@@ -349,14 +305,14 @@ class Subscription:
             when,
             key,
             {
-                "amount": str(trial.price),
-                "credits": str(trial.credits),
+                "amount": text(trial.price),
+                "credits": text(trial.credits),
                 "trial_end": ends.isoformat(),
                 "forfeited": "0",
+                "excluded_features": joined(trial.excluded_features),
             },
         )
         self._commit(draft, when)
-        self._orders[key] = entry
         return _receipt(entry)
 
     def subscribe(
@@ -367,12 +323,13 @@ class Subscription:
         at: datetime | None = None,
     ) -> Receipt:
         """Subscribe to an Enterprise Edition for ``term_months`` calendar months."""
+        self._writable()
         chosen = self.catalog.edition(edition)
-        term = _term(term_months)
-        key = _key(order_id, "order_id")
+        term = inputs.term(term_months)
+        key = inputs.identifier(order_id, "order_id")
         when = self._when(at)
         args = {"edition": chosen.name, "term_months": str(term)}
-        first = self._replay(self._orders, key, "subscribe", args)
+        first = self._replay("order", key, "subscribe", args)
         if first is not None:
             return first
         draft = self._draft("subscribe", when)
@@ -382,12 +339,12 @@ class Subscription:
         # subscribe); from quota-exhausted-payg the new period replaces the old
         # one (Q6). Either way what was left is forfeited and recorded.
         forfeited = draft.ledger.remaining
-        ends = add_months(when, term, self.catalog.zone)
+        ends = _ending(add_months(when, term, self.catalog.zone), "term_months")
         draft.ledger = attrs.evolve(
             draft.ledger,
             credits=chosen.credits,
             addons=(),
-            edition=chosen.name,
+            edition=chosen,
             period_start=when,
             period_end=ends,
         )
@@ -398,29 +355,32 @@ class Subscription:
             key,
             {
                 **args,
-                "amount": str(chosen.price),
-                "credits": str(chosen.credits),
+                "amount": text(chosen.price),
+                "credits": text(chosen.credits),
                 "period_end": ends.isoformat(),
-                "forfeited": str(forfeited),
+                "forfeited": text(forfeited),
+                "rank": str(chosen.rank),
+                "features": joined(chosen.features),
             },
         )
         self._commit(draft, when)
-        self._orders[key] = entry
         return _receipt(entry)
 
     def buy_addon(self, package: str, order_id: str, at: datetime | None = None) -> Receipt:
         """Buy an add-on package: its credits last until the current period ends (Q1, Q6)."""
+        self._writable()
         chosen = self.catalog.addon(package)
-        key = _key(order_id, "order_id")
+        key = inputs.identifier(order_id, "order_id")
         when = self._when(at)
         args = {"package": chosen.name}
-        first = self._replay(self._orders, key, "buy_addon", args)
+        first = self._replay("order", key, "buy_addon", args)
         if first is not None:
             return first
         draft = self._draft("buy_addon", when)
         source = draft.state
         fire(draft, "buy_addon", self._attempt("buy_addon", draft, when))
         ledger = draft.ledger
+        assert ledger.period_end is not None, "an Enterprise state always has a period"
         draft.ledger = attrs.evolve(
             ledger, addons=(*ledger.addons, Grant(chosen.name, key, chosen.credits))
         )
@@ -431,37 +391,36 @@ class Subscription:
             key,
             {
                 **args,
-                "amount": str(chosen.price),
-                "credits": str(chosen.credits),
-                "valid_until": _isoformat(ledger.period_end),
+                "amount": text(chosen.price),
+                "credits": text(chosen.credits),
+                "valid_until": ledger.period_end.isoformat(),
                 "forfeited": "0",
             },
         )
         self._commit(draft, when)
-        self._orders[key] = entry
         return _receipt(entry)
 
     def unsubscribe(self, request_id: str, at: datetime | None = None) -> Receipt:
         """Unsubscribe from Enterprise: service stops, unused credits are forfeited (Q4)."""
-        key = _key(request_id, "request_id")
+        self._writable()
+        key = inputs.identifier(request_id, "request_id")
         when = self._when(at)
-        first = self._replay(self._requests, key, "unsubscribe", {})
+        first = self._replay("request", key, "unsubscribe", {})
         if first is not None:
             return first
         draft = self._draft("unsubscribe", when)
         source = draft.state
         fire(draft, "unsubscribe", self._attempt("unsubscribe", draft, when))
         forfeited = draft.ledger.remaining
-        draft.ledger = attrs.evolve(draft.ledger, credits=ZERO, addons=())
+        draft.ledger = draft.ledger.emptied()
         entry = draft.log(
             "unsubscribe",
             source,
             when,
             key,
-            {"amount": "0", "forfeited": str(forfeited)},
+            {"amount": "0", "forfeited": text(forfeited)},
         )
         self._commit(draft, when)
-        self._requests[key] = entry
         return _receipt(entry)
 
     def record_usage(
@@ -472,14 +431,15 @@ class Subscription:
         at: datetime | None = None,
     ) -> Settlement:
         """Settle ``quantity`` units of ``meter`` over credits, pay-as-you-go or denial."""
+        self._writable()
         measured = self.catalog.meter(meter)
-        amount = _quantity(quantity)
-        key = _key(usage_id, "usage_id")
+        amount = inputs.quantity(quantity)
+        key = inputs.identifier(usage_id, "usage_id")
         when = self._when(at)
         first = self._keys.get(key)
         if first is not None:
             if first.meter == measured.name and first.quantity == amount:
-                return first
+                return attrs.evolve(first, replayed=True)
             raise IdempotencyConflict(
                 key,
                 f"record_usage({first.meter!r}, {first.quantity})",
@@ -492,7 +452,8 @@ class Subscription:
             state,
             measured.feature,
             measured,
-            self._edition_in_force(state, ledger.edition),
+            ledger.edition if state in ENTERPRISE else None,
+            ledger.trial if state is TRIAL else None,
             self.catalog,
         )
         pools = tuple(grant.credits for grant in ledger.addons)
@@ -532,6 +493,7 @@ class Subscription:
 
     def advance(self, to: datetime) -> list[Transition]:
         """Apply the timed transitions due by ``to`` and move the mark there."""
+        self._writable()
         when = aware(to, "to")
         draft = self._draft("advance", when)
         self._commit(draft, when)
@@ -564,6 +526,10 @@ class Subscription:
 
     # --- the machinery of an operation ---------------------------------------
 
+    def _writable(self) -> None:
+        if self._read_only is not None:
+            raise ReadOnly(self._read_only)
+
     def _when(self, at: datetime | None) -> datetime:
         if at is None:
             return read_clock(self._clock)
@@ -574,15 +540,15 @@ class Subscription:
         mark = self._mark
         if mark is not None and when < mark:
             raise OutOfOrder(operation, when, mark)
-        draft = _Draft(self._state.value, self._ledger, len(self._history) + 1)
+        draft = _Draft(self._state.value, self._ledger, self._seq + 1)
         pending = due(self._state, self._ledger, when)
         if pending is not None:
             trigger, instant = pending
             source = draft.state
             lapsed = draft.ledger.remaining
             fire(draft, trigger, self._attempt(trigger, draft, instant))
-            draft.ledger = attrs.evolve(draft.ledger, credits=ZERO, addons=())
-            draft.log(trigger, source, instant, None, {"lapsed": str(lapsed)})
+            draft.ledger = draft.ledger.emptied()
+            draft.log(trigger, source, instant, None, {"lapsed": text(lapsed)})
         return draft
 
     def _commit(self, draft: _Draft, when: datetime) -> None:
@@ -591,6 +557,7 @@ class Subscription:
         self._ledger = draft.ledger
         if draft.applied:
             self._history.extend(draft.applied)
+            self._seq = draft.seq - 1
         self._mark = when
         self._keys.forget_until(when - self.catalog.window)
 
@@ -599,7 +566,7 @@ class Subscription:
     ) -> Attempt:
         catalog = self.catalog
         ledger = draft.ledger
-        facts = {"trial_price": f"{catalog.currency} {catalog.trial.price}"}
+        facts = {"trial_price": f"{catalog.currency} {text(catalog.trial.price)}"}
         if ledger.period_end is not None:
             facts["period_end"] = describe(ledger.period_end, catalog.zone)
         return Attempt(
@@ -614,18 +581,18 @@ class Subscription:
 
     def _replay(
         self,
-        keys: dict[str, Transition],
+        space: Namespace,
         key: str,
         operation: str,
         args: Mapping[str, str | None],
     ) -> Receipt | None:
-        entry = keys.get(key)
+        entry = self._history.keyed(space, key)
         if entry is None:
             return None
         before = {name: entry.details.get(name) for name in ARGUMENTS[entry.trigger]}
         if entry.trigger != operation or before != args:
             raise IdempotencyConflict(key, _call(entry.trigger, before), _call(operation, args))
-        return _receipt(entry)
+        return attrs.evolve(_receipt(entry), replayed=True)
 
 
 def _catalog_and_clock(catalog: Catalog | None, clock: Clock | None) -> tuple[Catalog, Clock]:
@@ -640,23 +607,16 @@ def _catalog_and_clock(catalog: Catalog | None, clock: Clock | None) -> tuple[Ca
     return catalog, clock
 
 
-def _isoformat(at: datetime | None) -> str:
-    assert at is not None, "an Enterprise state always has a period"
-    return at.isoformat()
-
-
-def _at(entry: Transition) -> datetime:
-    return entry.at
-
-
-def _credit_change(entry: Transition) -> Decimal:
-    """How much ``entry`` changed the credit balance, from what its details record."""
-    details = entry.details
-    change = Decimal(details.get("credits", "0"))
-    for taken in ("forfeited", "lapsed"):
-        if taken in details:
-            change = MONEY.subtract(change, Decimal(details[taken]))
-    return change
+def _ending(end: datetime, field: str) -> datetime:
+    """``end`` if a record can hold it; an operation ending later is refused."""
+    if end.year > LAST_YEAR:
+        raise InvalidInput(
+            field,
+            f"the trial or period would end on {end.date().isoformat()}, after the "
+            f"year {LAST_YEAR}, the last a record holds",
+            code="input.out_of_range",
+        )
+    return end
 
 
 def _receipt(entry: Transition) -> Receipt:
@@ -667,105 +627,10 @@ def _receipt(entry: Transition) -> Receipt:
         Decimal(entry.details["amount"]),
         entry.dest,
         Decimal(entry.details["forfeited"]),
+        entry.requested_at,
     )
 
 
 def _call(operation: str, args: Mapping[str, str | None]) -> str:
     shown = ", ".join(f"{name}={value!r}" for name, value in args.items() if value is not None)
     return f"{operation}({shown})"
-
-
-def _key(value: object, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(
-            field, f"expected a non-empty string key, got {value!r}", code="input.bad_key"
-        )
-    if len(value) > MAX_KEY_LENGTH:
-        raise InvalidInput(
-            field,
-            f"is {len(value)} characters long; keys are at most {MAX_KEY_LENGTH}",
-            code="input.bad_key",
-        )
-    return value
-
-
-def _number(value: object, field: str, code: str) -> Decimal:
-    """``value`` as a Decimal: Decimal, int, a finite float or a numeric string."""
-    if isinstance(value, Decimal):
-        number = value
-    elif isinstance(value, bool):
-        raise InvalidInput(field, f"expected a number, got {value!r}", code=code)
-    elif isinstance(value, int):
-        number = Decimal(value)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInput(field, f"{value!r} is not a finite number", code=code)
-        # NOTE: the shortest repr, so 0.1 means Decimal("0.1"), not its binary value.
-        number = Decimal(repr(value))
-    elif isinstance(value, str):
-        try:
-            if not value.isascii():
-                raise InvalidOperation
-            number = Decimal(value.strip())
-        except InvalidOperation:
-            raise InvalidInput(field, f"{value!r} is not a number", code=code) from None
-    else:
-        raise InvalidInput(field, f"expected a Decimal, got {type(value).__name__}", code=code)
-    if not number.is_finite():
-        raise InvalidInput(field, f"{value!r} is not a finite number", code=code)
-    if not in_range(number):
-        raise InvalidInput(
-            field,
-            f"{value!r} is out of range (at most 60 characters, from 1E-50 to below 1E+31)",
-            code=code,
-        )
-    return number
-
-
-def _quantity(value: object) -> Decimal:
-    if type(value) is Decimal and value.is_finite() and value > 0 and in_range(value):
-        return value  # the hot path: a valid Decimal, checked without more ado
-    number = _number(value, "quantity", "input.bad_quantity")
-    if number <= 0:
-        raise InvalidInput(
-            "quantity", f"must be positive, got {value!r}", code="input.bad_quantity"
-        )
-    return number
-
-
-def _discount(value: object) -> str | None:
-    """None for no discount (None or zero); otherwise what was asked, as text."""
-    if value is None:
-        return None
-    if isinstance(value, str) and value.strip() and not _numeric(value):
-        return value  # a coupon code: a discount all the same
-    number = _number(value, "discount", "input.bad_discount")
-    if number < 0:
-        raise InvalidInput(
-            "discount", f"must not be negative, got {value!r}", code="input.bad_discount"
-        )
-    return None if number == 0 else str(number)
-
-
-def _numeric(text: str) -> bool:
-    try:
-        Decimal(text.strip())
-    except InvalidOperation:
-        return False
-    return text.isascii()
-
-
-def _term(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(
-            "term_months",
-            f"expected a whole number of months, got {value!r}",
-            code="input.bad_term",
-        )
-    if not 1 <= value <= MAX_TERM_MONTHS:
-        raise InvalidInput(
-            "term_months",
-            f"must be between 1 and {MAX_TERM_MONTHS}, got {value}",
-            code="input.bad_term",
-        )
-    return value

@@ -38,11 +38,19 @@ class Transition:
     dest: State
     key: str | None
     details: Mapping[str, str] = attrs.field(factory=dict, hash=False, converter=_read_only)
+    requested_at: datetime = attrs.field(
+        default=attrs.Factory(lambda self: self.at, takes_self=True)
+    )
+    """The caller's ``at``; later than ``at`` never, earlier for a late arrival."""
 
 
 @attrs.frozen
 class Receipt:
-    """What a purchase or an unsubscribe did: ``amount`` charged, ``state`` after."""
+    """What a purchase or an unsubscribe did: ``amount`` charged, ``state`` after.
+
+    ``replayed`` is True when this is the answer to a key seen before (the
+    first result, returned again); it takes no part in equality.
+    """
 
     operation: str
     key: str
@@ -50,6 +58,10 @@ class Receipt:
     amount: Decimal
     state: State
     forfeited: Decimal
+    requested_at: datetime = attrs.field(
+        default=attrs.Factory(lambda self: self.at, takes_self=True)
+    )
+    replayed: bool = attrs.field(default=False, eq=False)
 
 
 @attrs.frozen
@@ -60,6 +72,8 @@ class Settlement:
     ``amount`` is ``payg`` times the meter's pay-as-you-go price; ``rule`` is
     the code of the rule that decided the split, if one did; ``credits`` is
     how many credits the usage drew (units times the meter's credit rate).
+    ``replayed`` is True when this is the first settlement of a usage id seen
+    before, returned again; it takes no part in equality.
     """
 
     quota: Decimal
@@ -74,6 +88,10 @@ class Settlement:
     usage_id: str
     at: datetime
     state: State
+    requested_at: datetime = attrs.field(
+        default=attrs.Factory(lambda self: self.at, takes_self=True)
+    )
+    replayed: bool = attrs.field(default=False, eq=False)
 
 
 @attrs.frozen

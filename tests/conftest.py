@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tomllib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
+from importlib import resources
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -85,3 +88,9 @@ def enterprise(
 
 
 D = Decimal
+
+
+def catalog_data() -> dict[str, Any]:
+    """The shipped catalog as the dict ``Catalog.from_dict`` takes, to change a copy."""
+    text = resources.files("lifecycle").joinpath("default_catalog.toml").read_text("utf-8")
+    return tomllib.loads(text)

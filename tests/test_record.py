@@ -28,7 +28,7 @@ def test_record_is_json_safe_and_versioned(catalog: lc.Catalog) -> None:
     """to_record survives JSON unchanged and says which schema it follows."""
     record = _lived(catalog).to_record()
     assert record == json.loads(json.dumps(record))
-    assert 1 == record["schema_version"]
+    assert 2 == record["schema_version"]
 
 
 def test_round_trip_is_exact_and_carries_on_the_same(catalog: lc.Catalog) -> None:
@@ -74,16 +74,30 @@ CORRUPTIONS = [
     ("state", "quota-exhausted-payg", "credits"),
     ("mark", "yesterday", "mark"),
     ("mark", "2026-02-03T04:00:00", "mark"),
-    ("mark", "2026-01-01T00:00:00+00:00", "history[0].at"),
+    ("mark", "2026-01-01T00:00:00+00:00", "trial.bought_at"),
     ("credits", "lots", "credits"),
     ("credits", "-5", "credits"),
     ("credits", 8000, "credits"),
     ("addons/0/credits", "NaN", "addons[0].credits"),
     ("addons/0/package", KeyError, "addons[0].package"),
     ("addons", {}, "addons"),
-    ("edition", "gold", "edition"),
-    ("period_end", None, "edition"),
-    ("period_end", "2026-01-01T00:00:00+00:00", "period_end"),
+    ("period/edition", "gold", "period"),
+    ("period/end", None, "period.end"),
+    ("period/end", "2026-01-01T00:00:00+00:00", "period.end"),
+    ("period", None, "period"),
+    ("period/rank", 7, "period"),
+    ("period/features", ["video_editing"], "period"),
+    ("period/features", ["b", "a"], "period.features"),
+    ("period/price", "1.00", "period"),
+    ("trial/excluded_features", [], "trial"),
+    ("trial/credits", "5", "trial"),
+    ("trial/validity_months", 0, "trial.validity_months"),
+    ("seq", 3, "history"),
+    ("seq", -1, "seq"),
+    ("history/0/requested_at", "2026-01-10T04:00:00+00:00", "history[0].requested_at"),
+    ("history/0/requested_at", "2026-01-10T05:00:00+00:00", "history[0].requested_at"),
+    ("history/2/details/rank", "two", "history[2].details.rank"),
+    ("history/2/details/features", 5, "history[2].details.features"),
     ("history/0/seq", 7, "history[0].seq"),
     ("history/1/source", "none", "history[1].trigger"),
     ("history/2/source", "expired", "history[2].source"),
@@ -104,7 +118,7 @@ CORRUPTIONS = [
     ("usage/1/1", "2026-01-01T00:00:00+00:00", "usage[1].at"),
     ("extra", 1, "extra"),
     ("mark", "0001-01-01T00:00:00+05:00", "mark"),
-    ("period_end", "9999-12-31T23:00:00-05:00", "period_end"),
+    ("period/end", "9999-12-31T23:00:00-05:00", "period.end"),
     ("history/0/at", "0001-01-01T00:00:00+05:00", "history[0].at"),
     ("history/2/details/credits", "lots", "history[2].details.credits"),
     ("history/2/details/credits", "-5", "history[2].details.credits"),
@@ -112,9 +126,12 @@ CORRUPTIONS = [
     ("history/2/details/term_months", "twelve", "history[2].details.term_months"),
     ("history/2/details/colour", "red", "history[2].details.colour"),
     ("history/0/details/forfeited", "-0", "history[0].details.forfeited"),
-    ("last_trial_at", None, "last_trial_at"),
-    ("trial_end", None, "last_trial_at"),
-    ("edition", "basic", "edition"),
+    ("trial/bought_at", None, "trial.bought_at"),
+    ("trial/ends", None, "trial.ends"),
+    ("trial/bought_at", "2026-01-09T04:00:00+00:00", "trial"),
+    ("trial/bought_at", "2030-01-09T04:00:00+00:00", "trial.ends"),
+    ("period/edition", "basic", "period"),
+    ("usage/0/12", "2026-02-02T04:00:00+00:00", "usage[0].requested_at"),
     ("addons/0/order_id", "o-9", "addons[0].order_id"),
     ("customer_id", " ", "customer_id"),
     ("usage/0/0", "u" * 256, "usage[0].usage_id"),
@@ -135,7 +152,7 @@ def test_corrupt_record_is_invalid_input_naming_the_field(
     assert "record.invalid" == info.value.code
 
 
-@pytest.mark.parametrize("version", [None, 0, 2, "1", True, 1.0])
+@pytest.mark.parametrize("version", [None, 0, 3, "2", True, 2.0])
 def test_unknown_schema_version(catalog: lc.Catalog, version: object) -> None:
     """A record of another schema version is refused with its own code."""
     record = _lived(catalog).to_record()

@@ -240,7 +240,8 @@ def test_terms_decide_only_where_the_reference_says(catalog: lc.Catalog) -> None
             if (edition is None) == (state in ENTERPRISE_STATES):
                 continue
             for feature in sorted(catalog.features):
-                how = terms(state, feature, catalog.meter_for(feature), edition, catalog)
+                trial = catalog.trial if state is lc.State.TRIAL else None
+                how = terms(state, feature, catalog.meter_for(feature), edition, trial, catalog)
                 for rule in (how.rule, how.overflow):
                     if rule is not None:
                         assert state in DECIDES[rule], (rule.code, state, feature)

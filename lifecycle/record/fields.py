@@ -1,0 +1,168 @@
+"""Checks for the fields of a record: each returns the value or names the field.
+
+Field paths are only built on the way to an error, never on the success path:
+loading a record is mostly these helpers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from lifecycle.clock import FIRST_YEAR, LAST_YEAR
+from lifecycle.errors import InvalidInput
+from lifecycle.inputs import MAX_KEY_LENGTH, identifier
+from lifecycle.money import parse
+from lifecycle.rules import BY_CODE
+from lifecycle.states import State
+
+_STATES = {state.value: state for state in State}
+
+
+def bad(field: str, problem: str) -> InvalidInput:
+    return InvalidInput(field, problem, code="record.invalid")
+
+
+def path(where: str, name: str) -> str:
+    return f"{where}.{name}" if where and name else where or name
+
+
+def text(value: object, where: str, name: str = "", *, optional: bool = False) -> Any:
+    if type(value) is str and value:
+        return value
+    if value is None and optional:
+        return None
+    raise bad(path(where, name), f"expected a non-empty string, got {value!r}")
+
+
+def key(value: object, where: str, name: str = "", *, optional: bool = False) -> Any:
+    """A caller key: the same rules as the operations apply to it."""
+    if type(value) is str and value.isprintable() and value.strip() and len(value) <= 255:
+        return value
+    if value is None and optional:
+        return None
+    try:
+        return identifier(value, path(where, name))
+    except InvalidInput:
+        raise bad(
+            path(where, name),
+            f"expected a key of 1 to {MAX_KEY_LENGTH} characters, got {value!r}",
+        ) from None
+
+
+def instant(
+    value: object,
+    where: str,
+    name: str = "",
+    *,
+    optional: bool = False,
+    memo: dict[str, datetime] | None = None,
+) -> Any:
+    if type(value) is not str:
+        if value is None and optional:
+            return None
+        raise bad(path(where, name), f"expected an ISO 8601 timestamp, got {value!r}")
+    parsed = memo.get(value) if memo is not None else None
+    if parsed is not None:
+        return parsed
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise bad(path(where, name), f"{value!r} is not an ISO 8601 timestamp") from None
+    if parsed.tzinfo is not UTC and parsed.utcoffset() is None:
+        raise bad(path(where, name), f"{value!r} is naive; records hold aware timestamps")
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise bad(path(where, name), f"{value!r} is out of range")
+    if parsed.tzinfo is not UTC:
+        parsed = parsed.astimezone(UTC)
+    if memo is not None:
+        memo[value] = parsed
+    return parsed
+
+
+def decimal(
+    value: object,
+    where: str,
+    name: str = "",
+    *,
+    positive: bool = False,
+    memo: dict[str, Decimal] | None = None,
+) -> Decimal:
+    """``value`` as a finite, non-negative Decimal (positive if asked).
+
+    ``memo`` holds the strings already parsed while loading one record: usage
+    rows repeat the same few figures ("0", the quantity), and a dict lookup
+    costs a fraction of a parse.
+    """
+    if type(value) is not str:
+        raise bad(path(where, name), f"expected a decimal string, got {value!r}")
+    number = memo.get(value) if memo is not None else None
+    if number is None:
+        number = parse(value)
+        if number is None:
+            raise bad(path(where, name), f"{value!r} is not a decimal number")
+        if not number.is_finite() or number.is_signed() or not _recordable(number, value):
+            raise bad(path(where, name), f"{value!r} must be a finite non-negative number")
+        if memo is not None:
+            memo[value] = number
+    if positive and not number:
+        raise bad(path(where, name), f"{value!r} must be a positive number")
+    return number
+
+
+def _recordable(number: Decimal, text: str) -> bool:
+    # Looser than the bounds on input: a stored figure may carry the digits of
+    # a division or of many sums, but nothing near the limits of arithmetic.
+    return len(text) <= 450 and -450 <= number.adjusted() <= 100
+
+
+def integer(value: object, where: str, name: str, *, lowest: int, highest: int) -> int:
+    if type(value) is int and lowest <= value <= highest:
+        return value
+    raise bad(path(where, name), f"expected a whole number from {lowest} to {highest}")
+
+
+def state(value: object, where: str, name: str = "") -> State:
+    # NOTE: transitions would silently accept an unknown state; we never do.
+    found = _STATES.get(value) if type(value) is str else None
+    if found is None:
+        known = ", ".join(_STATES)
+        raise bad(path(where, name), f"{value!r} is not a state; known: {known}")
+    return found
+
+
+def names(value: object, where: str, name: str) -> frozenset[str]:
+    """A sorted list of distinct catalog names (features): one way to write a set."""
+    if type(value) is list and all(type(v) is str and v and "," not in v for v in value):
+        found = frozenset(value)
+        if len(found) == len(value) and value == sorted(value):
+            return found
+    raise bad(path(where, name), "expected a sorted list of distinct names")
+
+
+def rule(value: object, where: str) -> str | None:
+    if value is None or (type(value) is str and value in BY_CODE):
+        return value
+    raise bad(f"{where}.rule", f"{value!r} is not a rule code")
+
+
+def listed(value: object, field: str) -> list[Any]:
+    if type(value) is not list:
+        raise bad(field, f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def mapping(value: object, field: str, fields: frozenset[str]) -> Mapping[str, Any]:
+    if type(value) is dict and value.keys() == fields:
+        return value
+    if not isinstance(value, Mapping):
+        raise bad(field or "record", f"expected an object, got {type(value).__name__}")
+    missing = sorted(name for name in fields if name not in value)
+    if missing:
+        raise bad(path(field, missing[0]), "is missing")
+    extra = sorted(str(name) for name in value if name not in fields)
+    if extra:
+        raise bad(path(field, extra[0]), "is not a record field")
+    return value
