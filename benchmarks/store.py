@@ -33,7 +33,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lifecycle.store import SqlStore, metadata
+from lifecycle.store import SqlStore
+from lifecycle.store.schema import metadata
 
 SPAWN = multiprocessing.get_context("spawn")
 QUANTITY = Decimal("0.01")

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 import lifecycle as lc
-from lifecycle.store import SqlStore, metadata
+from lifecycle.store import SqlStore
 
 ADMIN_URL = os.environ.get(
     "LIFECYCLE_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+TABLES = (
+    "lifecycle_schema",
+    "lifecycle_subscriptions",
+    "lifecycle_history",
+    "lifecycle_usage_keys",
+    "lifecycle_outbox",
+    "orders",
 )
 
 
@@ -42,35 +51,69 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
+def empty_postgresql(url: str) -> str:
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        for table in TABLES:
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    engine.dispose()
+    return url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'lifecycle.db'}"
-    pg = request.getfixturevalue("pg_url")
-    engine = sa.create_engine(pg)
-    with engine.begin() as connection:
-        metadata.drop_all(connection)
-        connection.exec_driver_sql("DROP TABLE IF EXISTS orders")
-    engine.dispose()
-    return str(pg)
+    return empty_postgresql(str(request.getfixturevalue("pg_url")))
 
 
 @pytest.fixture
-def store(url: str) -> Iterator[SqlStore]:
-    store = SqlStore(url, catalog=lc.default_catalog())
+def stores(url: str) -> Iterator[Callable[..., SqlStore]]:
+    """Make stores on the test's database (another process's, say); all closed after."""
+    made: list[SqlStore] = []
+
+    def make(**options: Any) -> SqlStore:
+        options.setdefault("catalog", lc.default_catalog())
+        store = SqlStore(url, **options)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(stores: Callable[..., SqlStore]) -> SqlStore:
+    store = stores()
     store.create_schema()
-    yield store
-    store.engine.dispose()
+    return store
 
 
 @pytest.fixture
 def pg_store(pg_url: str) -> Iterator[SqlStore]:
     """A store on PostgreSQL only, for faults only a server has."""
-    engine = sa.create_engine(pg_url)
-    with engine.begin() as connection:
-        metadata.drop_all(connection)
-    engine.dispose()
-    store = SqlStore(pg_url, catalog=lc.default_catalog())
+    store = SqlStore(empty_postgresql(pg_url), catalog=lc.default_catalog())
     store.create_schema()
     yield store
-    store.engine.dispose()
+    store.close()
+
+
+def count(store: SqlStore, table: str, where: str = "") -> int:
+    with store.engine.connect() as connection:
+        found = connection.execute(
+            sa.text(f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else ""))
+        ).scalar()
+    return int(found or 0)
+
+
+def row_of(store: SqlStore, customer_id: str) -> Any:
+    with store.engine.connect() as connection:
+        return (
+            connection.execute(
+                sa.text("SELECT * FROM lifecycle_subscriptions WHERE customer_id = :c"),
+                {"c": customer_id},
+            )
+            .mappings()
+            .first()
+        )

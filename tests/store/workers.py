@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,8 +22,9 @@ def record_twice(url: str, customer: str, worker: int, count: int) -> list[tuple
         with store.edit(customer) as sub:
             again = sub.record_usage("media_processing", Decimal(2), usage_id)
         assert first == again, (first, again)
+        assert again.replayed
         done.append((usage_id, str(first.quota), str(first.payg)))
-    store.engine.dispose()
+    store.close()
     return done
 
 
@@ -35,27 +37,46 @@ def die_inside_edit(url: str, customer: str, ready: Any) -> None:
         time.sleep(120)
 
 
-def sweep_and_drain(url: str, now_iso: str, rounds: int) -> list[tuple[int, str, int, float]]:
-    """Sweep and drain in a loop; return what this process was handed."""
-    from datetime import datetime
-
+def drain_all(url: str, limit: int, start: Any) -> list[tuple[str, int, float, float, int]]:
+    """Drain until the outbox stays empty; return (customer, seq, began, ended, pid) for
+    each message this process handled (monotonic times, comparable across processes)."""
     store = SqlStore(url)
-    now = datetime.fromisoformat(now_iso)
-    handed: list[tuple[int, str, int, float]] = []
+    handled: list[tuple[str, int, float, float, int]] = []
 
     def handler(message: OutboxMessage) -> None:
-        handed.append((message.id, message.customer_id, message.seq, time.monotonic()))
+        began = time.monotonic()
+        time.sleep(0.0005)  # a handler takes a moment: let the drainers overlap
+        handled.append((message.customer_id, message.seq, began, time.monotonic(), os.getpid()))
 
+    start.wait()
     idle = 0
-    for _ in range(rounds):
-        swept = store.sweep(now, batch=5)
-        drained = store.drain_outbox(handler, limit=7)
-        idle = idle + 1 if not (swept or drained) else 0
-        if idle >= 3:
+    while idle < 5:
+        idle = 0 if store.drain_outbox(handler, limit=limit) else idle + 1
+        if idle:
+            time.sleep(0.05)
+    store.close()
+    return handled
+
+
+def sweep_until_done(url: str, now_iso: str, start: Any) -> list[int]:
+    """Sweep at `now` until a sweep applies nothing; return what each sweep applied."""
+    store = SqlStore(url)
+    now = datetime.fromisoformat(now_iso)
+    start.wait()
+    applied = []
+    while True:
+        report = store.sweep(now)
+        assert not report.failed, report.failed
+        applied.append(report.applied)
+        if not report.applied:
             break
-    store.engine.dispose()
-    return handed
+    store.close()
+    return applied
 
 
-def pid() -> int:
+def create_schema(url: str, start: Any) -> int:
+    store = SqlStore(url)
+    start.wait()
+    store.create_schema()
+    store.close()
     return os.getpid()

@@ -1,0 +1,286 @@
+"""The rules of storage, shared by both stores: how a customer is held, read and
+written, and what a database failure becomes.
+
+Everything here is a plain function over a SQLAlchemy ``Connection`` inside a
+transaction the caller opened. ``SqlStore`` calls them directly;
+``AsyncSqlStore`` calls the very same functions through
+``AsyncConnection.run_sync``, the way SQLAlchemy's asyncio extension wraps its
+own synchronous core instead of copying it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lifecycle.catalog import Catalog
+from lifecycle.clock import Clock
+from lifecycle.errors import (
+    InvalidInput,
+    LifecycleError,
+    LockTimeout,
+    SchemaMismatch,
+    StoreMisuse,
+    StoreUnavailable,
+    UnknownCustomer,
+)
+from lifecycle.record import dump, load
+from lifecycle.store import sql
+from lifecycle.store.providers import Link, Opener, SqlHistory, SqlKeys, corrupt, history_row
+from lifecycle.store.schema import SCHEMA_VERSION
+from lifecycle.subscription import Subscription
+
+KNOWN_RECORDS = 1024
+"""How many customers' last written records a store keeps parsed."""
+
+
+class Codec:
+    """Records in and out of the store, and the records this process last wrote.
+
+    NOTE: a record this process wrote itself is not parsed and validated
+    again: the next edit of the customer finds it here, by exact text. A
+    record another process wrote, or one whose transaction rolled back,
+    differs from it and is parsed afresh.
+    """
+
+    def __init__(self, catalog: Catalog, clock: Clock, lock_timeout: timedelta) -> None:
+        self.catalog = catalog
+        self.clock = clock
+        self.lock_timeout = lock_timeout
+        self._known: OrderedDict[str, tuple[str, Subscription]] = OrderedDict()
+
+    def decode(
+        self, customer_id: str, text: str, stored: int, link: Link
+    ) -> tuple[Subscription, SqlHistory | None]:
+        """The subscription in ``text`` (a row's record), its history in the table."""
+        if not text:
+            return Subscription(customer_id, self.catalog, self.clock), None
+        history: SqlHistory | None = None
+        known = self._known.get(customer_id)
+        if known is not None and known[0] == text and known[1]._seq == stored:
+            sub = known[1].copy()
+            sub._history = history = SqlHistory(link, stored)
+            return sub, history
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            raise corrupt(customer_id, "record", f"not JSON: {error}") from None
+        try:
+            if isinstance(data, dict) and data.get("schema_version") == 1 and not stored:
+                # NOTE: a row a version 1 store wrote and the upgrade could not
+                # convert: its history is inside, and moves to the table when written.
+                sub = load(Subscription, data, self.catalog, self.clock)
+            else:
+                history = SqlHistory(link, stored)
+                sub = load(Subscription, data, self.catalog, self.clock, history=history)
+        except InvalidInput as error:
+            raise corrupt(customer_id, f"record.{error.field}", error.problem) from None
+        if sub.customer_id != customer_id:
+            raise corrupt(customer_id, "record.customer_id", f"is {sub.customer_id!r}")
+        if history is not None and sub._seq != stored:
+            raise corrupt(
+                customer_id, "record.seq", f"is {sub._seq}, the table holds {stored} entries"
+            )
+        return sub, history
+
+    def encode(self, sub: Subscription) -> str:
+        return json.dumps(dump(sub, history=False, usage=False), separators=(",", ":"))
+
+    def remember(self, customer_id: str, text: str, sub: Subscription) -> None:
+        known = self._known
+        known[customer_id] = (text, sub.copy())
+        known.move_to_end(customer_id)
+        if len(known) > KNOWN_RECORDS:
+            known.popitem(last=False)
+
+
+@attrs.define(eq=False)
+class Held:
+    """One customer's subscription, held under its row lock until written."""
+
+    customer_id: str
+    sub: Subscription
+    text: str
+    revision: int
+    stored: int  # history entries lifecycle_history holds
+    loaded: int  # history entries the record had when read (all in the outbox)
+    keys: SqlKeys
+    history: SqlHistory | None
+    link: Link
+
+    def release(self, reason: str) -> None:
+        """After the write (or the rollback): the subscription only reads now."""
+        self.sub._read_only = reason
+        self.link.connection = None
+
+
+def hold(
+    connection: Connection,
+    hot: sql.HotPath,
+    codec: Codec,
+    customer_id: str,
+    *,
+    create: bool = True,
+) -> Held:
+    """Lock ``customer_id``'s row (creating it if asked) and read its subscription."""
+    params = {"customer_id": customer_id}
+    rows = hot.lock.run(connection, params)
+    if not rows:
+        if not create:
+            raise UnknownCustomer(customer_id)
+        hot.create.run(connection, params)
+        rows = hot.lock.run(connection, params)
+    record, revision, keys_from, seq = rows[0]
+    return held(connection, hot, codec, customer_id, record, revision, keys_from, seq)
+
+
+def held(
+    connection: Connection | None,
+    hot: sql.HotPath | None,
+    codec: Codec,
+    customer_id: str,
+    record: str,
+    revision: int,
+    keys_from: datetime | None,
+    seq: int,
+    opener: Opener | None = None,
+) -> Held:
+    """A row already read (and locked, for a write) as a ``Held`` subscription."""
+    link = Link(
+        customer_id,
+        connection,
+        opener,
+        None if connection is not None else revision,
+        lambda error: translate(error, "edit", customer_id, codec.lock_timeout),
+    )
+    sub, history = codec.decode(customer_id, record, seq, link)
+    mark = sub.mark
+    cutoff = None if mark is None else mark - codec.catalog.window
+    keys = SqlKeys(link, cutoff, keys_from, None if hot is None else hot.key_by_id)
+    sub._keys = keys
+    return Held(customer_id, sub, record, revision, seq, sub._seq, keys, history, link)
+
+
+def write(connection: Connection, hot: sql.HotPath, codec: Codec, holds: Sequence[Held]) -> int:
+    """Write what the subscriptions of ``holds`` did: keys, history and outbox rows,
+    and the checkpoint; a subscription that did nothing writes nothing. Return
+    how many customers were written."""
+    updates: list[dict[str, Any]] = []
+    new_keys: list[dict[str, Any]] = []
+    transitions: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    for one in holds:
+        sub = one.sub
+        keys = one.keys.take_new()
+        if one.history is not None:
+            entries: Sequence[Any] = one.history.pending
+        else:
+            entries = sub._history.entries()[one.stored :]
+        text = codec.encode(sub)
+        if text == one.text and not keys and not entries:
+            continue  # a read, or a retry answered from its key: nothing to write
+        new_keys.extend(keys)
+        rows = [history_row(one.customer_id, entry) for entry in entries]
+        transitions.extend(rows)
+        # NOTE: a version 1 record's own entries are in the outbox already
+        messages.extend(row for row in rows if row["seq"] > one.loaded)
+        updates.append(
+            {
+                "customer": one.customer_id,
+                "record": text,
+                "state": sub._state.value,
+                "due_at": sub.due_at,
+                "mark": sub.mark,
+                "revision": one.revision + 1,
+                "keys_from": one.keys.keys_from,
+                "seq": sub._seq,
+            }
+        )
+        codec.remember(one.customer_id, text, sub)
+        one.text, one.revision, one.stored = text, one.revision + 1, sub._seq
+        one.loaded = sub._seq
+        if one.history is not None:
+            one.history.stored, one.history.pending = sub._seq, []
+    if transitions:
+        connection.execute(sql.insert_history, transitions)
+    if messages:
+        connection.execute(sql.insert_outbox, messages)
+    if len(updates) == 1 and len(new_keys) == 1 and hot.update_with_key is not None:
+        hot.update_with_key.run(connection, {**updates[0], **new_keys[0]})
+    elif len(updates) == 1:
+        for key in new_keys:
+            hot.insert_key.run(connection, key)
+        hot.update.run(connection, updates[0])
+    elif updates:
+        if new_keys:
+            connection.execute(sql.insert_key, new_keys)
+        connection.execute(sql.update_subscription, updates)
+    return len(updates)
+
+
+# --- the connection a caller hands in -----------------------------------------
+
+
+def check_connection(connection: Connection, engine: sa.Engine) -> None:
+    """Refuse, before touching anything, a connection an edit could not write safely."""
+    if not isinstance(connection, Connection):
+        raise InvalidInput(
+            "connection",
+            f"expected a sqlalchemy Connection, got {type(connection).__name__}",
+        )
+    if not connection.in_transaction():
+        raise StoreMisuse(
+            "edit(connection=...) needs a connection inside a transaction of its own: "
+            "with engine.connect() as connection, connection.begin(): ...",
+            code="store.no_transaction",
+        )
+    options = connection.get_execution_options()
+    dbapi = connection.connection.dbapi_connection
+    if (
+        options.get("isolation_level") == "AUTOCOMMIT"
+        or getattr(dbapi, "autocommit", False) is True
+    ):
+        raise StoreMisuse(
+            "edit(connection=...) was given a connection in AUTOCOMMIT mode: each statement "
+            "would commit alone and a concurrent edit could be lost; use a connection "
+            "with a transaction",
+            code="store.no_transaction",
+        )
+    if engine.dialect.name == "sqlite" and connection.engine is not engine:
+        raise StoreMisuse(
+            "on SQLite, edit(connection=...) needs a connection from store.engine, whose "
+            "transactions take the write lock when they begin (BEGIN IMMEDIATE)",
+            code="store.no_transaction",
+        )
+
+
+# --- what a database failure becomes -----------------------------------------
+
+
+def translate(
+    error: BaseException, operation: str, customer_id: str | None, lock_timeout: timedelta
+) -> LifecycleError:
+    """The library's error for a SQLAlchemy or driver exception (chain it as the cause)."""
+    orig = getattr(error, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    message = str(orig if orig is not None else error).lower()
+    if sqlstate == "55P03" or "database is locked" in message or "table is locked" in message:
+        return LockTimeout(customer_id, lock_timeout.total_seconds())
+    if sqlstate == "42P01" or "no such table" in message:
+        return SchemaMismatch(
+            "the lifecycle tables are missing from this database: call "
+            f"create_schema() (schema version {SCHEMA_VERSION})"
+        )
+    return StoreUnavailable(operation, error)
+
+
+DATABASE_ERRORS = (sa.exc.SQLAlchemyError,)
+"""What ``translate`` turns into the library's errors (drivers' own errors reach
+us wrapped in ``sqlalchemy.exc.DBAPIError``)."""

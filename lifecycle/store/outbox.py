@@ -1,0 +1,280 @@
+"""The transactional outbox: leases, per-customer order, retries and dead letters.
+
+Every transition is written to ``lifecycle_outbox`` in the transaction of the
+edit that made it. ``drain`` hands it to a handler at least once, in order
+per customer, and holds no lock while the handler runs:
+
+1. **claim** (a short transaction): take pending messages no live lease
+   holds, oldest first, skipping rows another drainer is claiming at that
+   instant; keep only those whose customer has no earlier pending message
+   outside the claim (leased, locked or failed), and lease them;
+2. **hand out**, with no transaction open: a handler may write to the same
+   database, through ``store.edit`` too. A customer whose message fails is
+   held back for the rest of the batch; every other customer's go on;
+3. **settle** (a short transaction): mark what was handed out delivered,
+   count each failure, and release what was not reached.
+
+A drainer that dies leaves its lease to run out; the messages are then
+claimed again (a pgmq-style visibility timeout). A message that failed
+``max_attempts`` times is set aside (dead-lettered): its customer's later
+messages then flow without it, and ``redeliver`` puts it back at the end of
+the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+from sqlalchemy.engine import Connection
+
+from lifecycle.states import State
+from lifecycle.store import sql
+
+log = logging.getLogger("lifecycle.outbox")
+
+LEASE = timedelta(minutes=5)
+"""How long a claim holds its messages; a drainer stops handing out a batch
+whose lease is about to run out, so another may take over."""
+
+RETRY_AFTER = (timedelta(seconds=5), timedelta(minutes=10))
+"""A failed message waits 5 s, doubling per attempt, at most 10 min, before it
+is claimed again: one bad customer never makes a drain loop hot."""
+
+MAX_ERROR = 2000
+
+
+@attrs.frozen
+class OutboxMessage:
+    """One transition, handed to a ``drain_outbox`` handler (at least once).
+
+    ``(customer_id, seq)`` identifies the transition for ever; ``id`` is its
+    place in the queue (a redelivered dead letter gets a new one).
+    """
+
+    id: int
+    customer_id: str
+    seq: int
+    at: datetime
+    trigger: str
+    source: State
+    dest: State
+    key: str | None
+    details: Mapping[str, str]
+    requested_at: datetime = attrs.field(
+        default=attrs.Factory(lambda self: self.at, takes_self=True)
+    )
+
+
+@attrs.frozen
+class DeadLetter:
+    """A message set aside after ``attempts`` failed deliveries; ``last_error`` says
+    what the handler raised the last time."""
+
+    message: OutboxMessage
+    attempts: int
+    last_error: str | None
+    dead_at: datetime
+
+    @property
+    def id(self) -> int:
+        return self.message.id
+
+
+def message(row: Sequence[Any]) -> OutboxMessage:
+    id_, customer_id, seq, at, requested_at, trigger, source, dest, key, details = row[:10]
+    return OutboxMessage(
+        id=id_,
+        customer_id=customer_id,
+        seq=seq,
+        at=at,
+        trigger=trigger,
+        source=State(source),
+        dest=State(dest),
+        key=key,
+        details=json.loads(details),
+        requested_at=requested_at or at,
+    )
+
+
+@attrs.define
+class Claim:
+    """Messages leased to one drain, in queue order."""
+
+    token: str
+    messages: list[OutboxMessage]
+    lease_ends: float  # time.monotonic() by which the hand-out must stop
+    scanned: int = 0
+    lowest: int | None = None
+
+
+def claim(
+    connection: Connection, now: datetime, limit: int, low: int, lease: timedelta = LEASE
+) -> Claim:
+    """Lease up to ``limit`` messages that may be handed out now (step 1)."""
+    token = uuid.uuid4().hex
+    started = time.monotonic()
+    rows = connection.execute(sql.claimable, {"now": now, "low": low, "scan": limit}).all()
+    result = Claim(token, [], started + lease.total_seconds() * 0.8, len(rows))
+    if not rows:
+        return result
+    result.lowest = rows[0][0]
+    ours: dict[str, list[int]] = {}
+    for row in rows:
+        ours.setdefault(row[1], []).append(row[0])
+    pending: dict[str, list[int]] = {}
+    for customer_id, id_ in connection.execute(
+        sql.pending_of, {"customers": list(ours), "upto": rows[-1][0]}
+    ):
+        pending.setdefault(customer_id, []).append(id_)
+    eligible: set[int] = set()
+    for customer_id, mine in ours.items():
+        # NOTE: ours must be the customer's first pending messages, with nothing of
+        # theirs between: one held by another drainer, or failed, blocks the rest.
+        for id_, first in zip(mine, pending.get(customer_id, ()), strict=False):
+            if id_ != first:
+                break
+            eligible.add(id_)
+    if eligible:
+        until = now + lease
+        connection.execute(sql.lease, {"ids": sorted(eligible), "until": until, "token": token})
+    result.messages = [message(row) for row in rows if row[0] in eligible]
+    return result
+
+
+@attrs.define
+class Outcome:
+    """What a hand-out did, to be settled in one short transaction."""
+
+    delivered: list[int] = attrs.Factory(list)
+    failed: list[tuple[OutboxMessage, str]] = attrs.Factory(list)
+    unreached: list[int] = attrs.Factory(list)
+
+    def close(self, batch: Claim) -> None:
+        """Count every message the hand-out did not reach (it stopped early)."""
+        done = {*self.delivered, *self.unreached, *(m.id for m, _ in self.failed)}
+        self.unreached.extend(m.id for m in batch.messages if m.id not in done)
+
+
+def hand_out(batch: Claim, handler: Callable[[OutboxMessage], object], outcome: Outcome) -> None:
+    """Run ``handler`` on each claimed message, outside any transaction (step 2).
+
+    ``outcome`` is filled as it goes, so what was handed out before an
+    interruption (KeyboardInterrupt, SystemExit) is still settled."""
+    blocked: set[str] = set()
+    for index, item in enumerate(batch.messages):
+        if item.customer_id in blocked:
+            outcome.unreached.append(item.id)
+            continue
+        if time.monotonic() > batch.lease_ends:
+            outcome.unreached.extend(m.id for m in batch.messages[index:])
+            break
+        try:
+            handler(item)
+        except Exception as error:
+            log.warning(
+                "outbox: handler failed on message %s (customer %r, seq %s): %r",
+                item.id,
+                item.customer_id,
+                item.seq,
+                error,
+            )
+            outcome.failed.append((item, f"{type(error).__name__}: {error}"[:MAX_ERROR]))
+            blocked.add(item.customer_id)
+            continue
+        outcome.delivered.append(item.id)
+
+
+def settle(
+    connection: Connection,
+    batch: Claim,
+    outcome: Outcome,
+    *,
+    now: datetime,
+    delivered_at: datetime,
+    max_attempts: int,
+) -> list[OutboxMessage]:
+    """Mark delivered (at ``delivered_at``, the store's clock), count failures and
+    release the rest (step 3); return the messages dead-lettered just now.
+    ``now`` is the wall clock leases and retries are timed by."""
+    token = batch.token
+    if outcome.delivered:
+        connection.execute(
+            sql.delivered, {"ids": outcome.delivered, "token": token, "now": delivered_at}
+        )
+    if outcome.unreached:
+        connection.execute(sql.released, {"ids": outcome.unreached, "token": token})
+    dead: list[OutboxMessage] = []
+    for item, error in outcome.failed:
+        attempts = connection.execute(sql.attempts_of, {"message_id": item.id}).scalar() or 0
+        wait = min(RETRY_AFTER[0] * 2**attempts, RETRY_AFTER[1])
+        connection.execute(
+            sql.failed,
+            {
+                "message_id": item.id,
+                "token": token,
+                "error": error,
+                "retry_at": now + wait,
+                "max_attempts": max_attempts,
+                "now": now,
+            },
+        )
+        if attempts + 1 >= max_attempts:
+            dead.append(item)
+            log.error(
+                "outbox: message %s (customer %r, seq %s) dead-lettered after %s attempts",
+                item.id,
+                item.customer_id,
+                item.seq,
+                attempts + 1,
+            )
+    return dead
+
+
+def dead_letters(connection: Connection) -> list[DeadLetter]:
+    return [
+        DeadLetter(message(row), row[10], row[11], row[12])
+        for row in connection.execute(sql.dead.order_by(sql.Q.id))
+    ]
+
+
+def redeliver(connection: Connection, ids: Sequence[int]) -> list[int]:
+    """Put dead letters back at the end of the queue (new ids); return the new ids."""
+    rows = connection.execute(sql.dead_by_id, {"ids": list(ids)}).all()
+    if not rows:
+        return []
+    connection.execute(sql.delete_messages, {"ids": [row[0] for row in rows]})
+    fresh = []
+    for row in rows:
+        _, customer_id, seq, at, requested_at, trigger, source, dest, key, details = row[:10]
+        fresh.append(
+            connection.execute(
+                sql.insert_outbox.returning(sql.Q.id),
+                {
+                    "customer_id": customer_id,
+                    "seq": seq,
+                    "at": at,
+                    "requested_at": requested_at,
+                    "trigger": trigger,
+                    "source": source,
+                    "dest": dest,
+                    "key": key,
+                    "details": details,
+                },
+            ).scalar_one()
+        )
+    return fresh
+
+
+def prune(connection: Connection, cut: datetime, batch: int) -> int:
+    """Delete up to ``batch`` messages delivered at or before ``cut``."""
+    ids = connection.execute(sql.expired_messages, {"cut": cut, "batch": batch}).scalars().all()
+    if ids:
+        connection.execute(sql.delete_messages, {"ids": list(ids)})
+    return len(ids)

@@ -1,0 +1,255 @@
+"""Faults against the real servers: processes contend and die, PostgreSQL drops a
+connection, the database is out of reach, many instances create the schema at once.
+No SQLAlchemy or driver exception ever reaches the caller. Nothing is mocked."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import lifecycle as lc
+from lifecycle.store import SqlStore, StoreUnavailable
+from tests.conftest import sh
+from tests.store import workers
+from tests.store.conftest import ADMIN_URL, count
+
+D = Decimal
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def test_eight_processes_on_one_customer(store: SqlStore, url: str) -> None:
+    """8 processes x 200 usages, each sent twice, on one customer whose credits run out
+    part-way: credits plus pay-as-you-go equal the usage sent once, exactly one
+    quota-exhausted-payg transition, no key applied twice, each transition in the outbox once."""
+    with store.edit("hot") as sub:
+        sub.subscribe("basic", order_id="o-1", term_months=12)  # 2000 credits
+    with SPAWN.Pool(8) as pool:
+        results = pool.starmap(workers.record_twice, [(url, "hot", n, 200) for n in range(8)])
+    settled = [row for rows in results for row in rows]
+    assert 1600 == len({usage_id for usage_id, _, _ in settled})
+    quota = sum(D(q) for _, q, _ in settled)
+    payg = sum(D(p) for _, _, p in settled)
+    assert (D(2000), D(1200)) == (quota, payg)  # 1600 usages x 2 units, sent once
+    sub = store.load("hot")
+    assert sub is not None
+    assert D(0) == sub.remaining_credits()
+    assert ["subscribe", "quota_used_up"] == [t.trigger for t in store.history("hot")]
+    assert (2, 2) == (count(store, "lifecycle_outbox"), count(store, "lifecycle_history"))
+
+
+def test_a_process_killed_inside_edit_leaves_the_last_commit(store: SqlStore, url: str) -> None:
+    """SIGKILL inside an edit: nothing of that edit is kept, and the lock is released."""
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1")
+    ready = SPAWN.Event()
+    doomed = SPAWN.Process(target=workers.die_inside_edit, args=(url, "c", ready))
+    doomed.start()
+    assert ready.wait(60)
+    assert doomed.pid is not None
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.join(30)
+    assert -signal.SIGKILL == doomed.exitcode
+    with store.edit("c") as sub:  # would hang if the dead process still held the lock
+        assert D(2000) == sub.remaining_credits()
+        sub.record_usage("media_processing", D(7), "doomed")
+    snapshot = store.load("c")
+    assert snapshot is not None
+    assert D(1993) == snapshot.remaining_credits()
+
+
+def test_a_dropped_connection_is_store_unavailable(pg_store: SqlStore) -> None:
+    """The server ends the backend mid-edit: StoreUnavailable (retryable, the driver's
+    error chained), nothing of the edit committed, and the next edit works."""
+    store = pg_store
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1")
+    killer = sa.create_engine(store.engine.url)
+
+    def edit_while_the_server_ends_it() -> None:
+        with store.edit("c") as sub:
+            sub.record_usage("media_processing", D(7), "u-1")
+            with store.engine.connect() as probe:
+                pids = (
+                    probe.exec_driver_sql(
+                        "SELECT pid FROM pg_locks WHERE locktype = 'transactionid' "
+                        "AND mode = 'ExclusiveLock' AND pid <> pg_backend_pid()"
+                    )
+                    .scalars()
+                    .all()
+                )
+            with killer.begin() as other:
+                for pid in pids:
+                    other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+
+    with pytest.raises(StoreUnavailable) as info:
+        edit_while_the_server_ends_it()
+    assert ("store.unavailable", True) == (info.value.code, info.value.retryable)
+    assert isinstance(info.value.__cause__, sa.exc.DBAPIError)
+    killer.dispose()
+    snapshot = store.load("c")
+    assert snapshot is not None
+    assert (D(2000), 0) == (snapshot.remaining_credits(), count(store, "lifecycle_usage_keys"))
+    with store.edit("c") as sub:
+        sub.record_usage("media_processing", D(7), "u-1")
+    assert 1 == count(store, "lifecycle_usage_keys")
+
+
+def _unreachable(tmp_path: Path) -> list[SqlStore]:
+    return [
+        SqlStore("postgresql+psycopg://postgres@127.0.0.1:1/nowhere"),
+        SqlStore(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}"),
+    ]
+
+
+def test_no_database_error_escapes_a_public_method(tmp_path: Path) -> None:
+    """With the database out of reach, every public method raises StoreUnavailable,
+    never a SQLAlchemy or driver exception."""
+    calls: list[Callable[[SqlStore], object]] = [
+        lambda s: s.create_schema(),
+        lambda s: s.load("c"),
+        lambda s: s.edit("c").__enter__(),
+        lambda s: s.history("c"),
+        lambda s: s.sweep(sh(2026, 3, 1)),
+        lambda s: s.drain_outbox(print),
+        lambda s: s.dead_letters(),
+        lambda s: s.redeliver([1]),
+        lambda s: s.upgrade(),
+    ]
+    for store in _unreachable(tmp_path):
+        for call in calls:
+            with pytest.raises(StoreUnavailable) as info:
+                call(store)
+            assert "store.unavailable" == info.value.code
+        store.close()
+
+
+def test_schema_versions_and_missing_tables_are_named(
+    store: SqlStore, stores: Callable[..., SqlStore]
+) -> None:
+    """create_schema twice is fine; another version, no schema, or dropped tables are
+    SchemaMismatch naming what to do."""
+    store.create_schema()
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE lifecycle_schema SET version = 99")
+    other = stores()
+    with pytest.raises(lc.store.SchemaMismatch, match="version 99"):
+        other.load("c")
+    with pytest.raises(lc.store.SchemaMismatch, match="version 99"):
+        other.create_schema()
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE lifecycle_schema")
+    empty = stores()
+    with pytest.raises(lc.store.SchemaMismatch, match="create_schema"), empty.edit("c"):
+        pass
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE lifecycle_usage_keys")
+
+    def use() -> None:
+        with store.edit("c") as sub:
+            sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+            sub.record_usage("media_processing", D(1), "u-1", at=sh(2026, 3, 2))
+
+    with pytest.raises(lc.store.SchemaMismatch) as info:
+        use()
+    assert "store.schema" == info.value.code
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_eight_instances_create_the_schema_at_once(backend: str, tmp_path: Path) -> None:
+    """Eight processes call create_schema() on a fresh database at the same moment: all
+    succeed, and the schema is there once."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fresh.db'}"
+        admin = None
+    else:
+        name = f"lifecycle_fresh_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        start = SPAWN.Manager().Barrier(8)
+        with SPAWN.Pool(8) as pool:
+            pids = pool.starmap(workers.create_schema, [(url, start)] * 8)
+        assert 8 == len(set(pids))
+        store = SqlStore(url)
+        assert 1 == count(store, "lifecycle_schema")
+        with store.edit("c") as sub:
+            sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+        store.close()
+    finally:
+        if admin is not None:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("mysql://root@localhost/test", "url"),
+        ("postgresql+psycopg_async://postgres@127.0.0.1/test", "url"),
+        ("not a url", "url"),
+    ],
+)
+def test_a_url_the_store_cannot_run_on_is_invalid_input(url: str, field: str) -> None:
+    """A database or driver the store does not run on is named before anything connects."""
+    with pytest.raises(lc.InvalidInput) as info:
+        SqlStore(url)
+    assert field == info.value.field
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("lock_timeout", 10),
+        ("outbox_retention", lc.Subscription),
+        ("max_attempts", 0),
+        ("clock", "now"),
+        ("catalog", {}),
+    ],
+)
+def test_bad_store_options_are_invalid_input(option: str, value: object, tmp_path: Path) -> None:
+    """Each setting is checked when the store is made, naming the setting."""
+    with pytest.raises(lc.InvalidInput) as info:
+        SqlStore(f"sqlite:///{tmp_path / 'x.db'}", **{option: value})  # type: ignore[arg-type]
+    assert option == info.value.field
+
+
+def test_a_read_in_the_middle_of_an_operation_fails_as_the_store(pg_store: SqlStore) -> None:
+    """The connection dies before an operation looks up its key: the operation itself
+    raises StoreUnavailable (not the driver's error), and nothing is committed."""
+    store = pg_store
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1")
+        sub.record_usage("media_processing", D(1), "u-1")
+    killer = sa.create_engine(store.engine.url)
+    raised: list[BaseException] = []
+    with store.engine.connect() as connection:
+        backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        connection.commit()
+        connection.begin()
+
+        def use() -> None:
+            with store.edit("c", connection=connection) as sub:
+                with killer.begin() as other:
+                    other.exec_driver_sql(f"SELECT pg_terminate_backend({backend})")
+                try:
+                    sub.record_usage("media_processing", D(1), "u-2")
+                except BaseException as error:
+                    raised.append(error)
+                    raise
+
+        with pytest.raises(StoreUnavailable):
+            use()
+    killer.dispose()
+    assert [StoreUnavailable] == [type(error) for error in raised]
+    assert 1 == count(store, "lifecycle_usage_keys")

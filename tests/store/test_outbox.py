@@ -1,0 +1,222 @@
+"""The outbox: every transition handed out at least once, in order per customer, one
+failing customer never holding up another, no lock held while a handler runs."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+import lifecycle as lc
+from lifecycle.store import OutboxMessage, SqlStore
+from lifecycle.store import outbox as queue
+from tests.conftest import sh
+from tests.store import workers
+from tests.store.conftest import count
+
+D = Decimal
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def expire_leases(store: SqlStore) -> None:
+    """As if the wait after a failure (or a dead drainer's lease) had run out."""
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE lifecycle_outbox SET lease_until = NULL")
+
+
+def test_every_transition_lands_in_the_outbox_once(store: SqlStore) -> None:
+    """Each history entry is one outbox row, handed out in order, `limit` at a time."""
+    with store.edit("c") as sub:
+        sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+        sub.record_usage("media_processing", D(100), usage_id="u-1", at=sh(2026, 3, 2))
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-2", at=sh(2026, 3, 3))
+    seen: list[OutboxMessage] = []
+    assert 2 == store.drain_outbox(seen.append, limit=2)
+    assert 1 == store.drain_outbox(seen.append)
+    assert 0 == store.drain_outbox(seen.append)
+    assert ["purchase_trial", "trial_used_up", "subscribe"] == [m.trigger for m in seen]
+    assert ([1, 2, 3], {"c"}) == ([m.seq for m in seen], {m.customer_id for m in seen})
+    assert (lc.State.TRIAL, lc.State.TRIAL_EXHAUSTED) == (seen[1].source, seen[1].dest)
+    assert "20.00" == seen[0].details["amount"]
+
+
+def _two_customers(store: SqlStore) -> None:
+    for customer in ("poison", "healthy"):
+        with store.edit(customer) as sub:
+            sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+            sub.subscribe("basic", order_id="o-2", at=sh(2026, 3, 2))
+
+
+def test_a_failing_message_holds_back_only_its_customer(store: SqlStore) -> None:
+    """A handler failing on one customer's message: that customer's later messages wait,
+    every other customer's flow in the same drain, nothing is raised; the failed one is
+    tried again once its wait is over, and then its customer's later ones follow."""
+    _two_customers(store)
+    seen: list[tuple[str, int]] = []
+    broken = {"poison"}
+
+    def handler(message: OutboxMessage) -> None:
+        if message.customer_id in broken:
+            raise ConnectionError("the mailer refuses this address")
+        seen.append((message.customer_id, message.seq))
+
+    assert 2 == store.drain_outbox(handler)
+    assert [("healthy", 1), ("healthy", 2)] == seen
+    assert 0 == store.drain_outbox(handler)  # waiting: not tried again at once
+    expire_leases(store)
+    broken.clear()
+    assert 2 == store.drain_outbox(handler)
+    assert [("poison", 1), ("poison", 2)] == seen[2:]
+    assert 0 == count(store, "lifecycle_outbox", "delivered_at IS NULL")
+
+
+def test_dead_letters_and_redelivery(stores: Callable[..., SqlStore]) -> None:
+    """After max_attempts failures a message is dead-lettered with its attempts and last
+    error; its customer's later messages then flow without it; redeliver puts it back
+    at the end of the queue, and it is handed out once the handler works."""
+    store = stores(max_attempts=3)
+    store.create_schema()
+    _two_customers(store)
+    seen: list[tuple[str, int]] = []
+
+    def handler(message: OutboxMessage) -> None:
+        if message.customer_id == "poison" and message.seq == 1 and len(seen) < 10:
+            raise ValueError(f"bad template for seq {message.seq}")
+        seen.append((message.customer_id, message.seq))
+
+    for _ in range(3):
+        store.drain_outbox(handler)
+        expire_leases(store)
+    assert ("poison", 2) not in seen  # held back behind its failing seq 1 until now
+    store.drain_outbox(handler)
+    [dead] = store.dead_letters()
+    assert (3, "ValueError: bad template for seq 1") == (dead.attempts, dead.last_error)
+    assert ("poison", 1, "purchase_trial") == (
+        dead.message.customer_id,
+        dead.message.seq,
+        dead.message.trigger,
+    )
+    assert ("poison", 2) in seen
+    seen.extend([("filler", 0)] * 10)
+    assert 1 == store.redeliver([dead.id])
+    assert [] == store.dead_letters()
+    assert 1 == store.drain_outbox(handler)
+    assert ("poison", 1) == seen[-1]
+    assert 0 == store.redeliver([dead.id])
+
+
+def test_a_handler_may_edit_the_store(store: SqlStore) -> None:
+    """A handler that writes through store.edit (the obvious place to record a
+    notification) works on SQLite and PostgreSQL: the drain holds no lock meanwhile."""
+    _two_customers(store)
+
+    def handler(message: OutboxMessage) -> None:
+        with store.edit(f"notified-{message.customer_id}-{message.seq}") as sub:
+            sub.purchase_trial(order_id=f"n-{message.id}", at=sh(2026, 3, 5))
+
+    assert 4 == store.drain_outbox(handler)
+    assert 4 == count(store, "lifecycle_subscriptions", "customer_id LIKE 'notified-%'")
+
+
+def test_no_lock_is_held_while_a_handler_runs(
+    store: SqlStore, stores: Callable[..., SqlStore]
+) -> None:
+    """While a handler runs, an unrelated edit from another thread goes through at once
+    (it would wait for the drain on SQLite if the drain held the write lock)."""
+    _two_customers(store)
+    impatient = stores(lock_timeout=timedelta(milliseconds=500))
+    outcomes: list[str] = []
+
+    def handler(message: OutboxMessage) -> None:
+        def edit() -> None:
+            with impatient.edit("bystander") as sub:
+                sub.purchase_trial(order_id=f"o-{message.id}", at=sh(2026, 3, 5))
+            outcomes.append("edited")
+
+        thread = threading.Thread(target=edit)
+        thread.start()
+        thread.join(10)
+
+    store.drain_outbox(handler, limit=1)
+    assert ["edited"] == outcomes
+
+
+def test_a_dead_drainers_messages_come_back_after_its_lease(store: SqlStore) -> None:
+    """Messages claimed by a drainer that died (no hand-out, no settlement) are not
+    handed out while its lease lives, and are handed out again once it runs out."""
+    _two_customers(store)
+    with store.engine.begin() as connection:
+        claimed = queue.claim(connection, datetime.now().astimezone(), 100, 0)
+    assert 4 == len(claimed.messages)
+    seen: list[OutboxMessage] = []
+    assert 0 == store.drain_outbox(seen.append)
+    expire_leases(store)
+    assert 4 == store.drain_outbox(seen.append)
+    assert [1, 2, 1, 2] == [m.seq for m in seen]
+
+
+def test_the_sweep_deletes_delivered_messages_after_their_retention(
+    stores: Callable[..., SqlStore],
+) -> None:
+    """Delivered messages older than outbox_retention (at the sweep's now, delivered by
+    the store's clock) are deleted; undelivered ones never are."""
+    now = [sh(2026, 3, 10)]
+    store = stores(clock=lambda: now[0], outbox_retention=timedelta(days=2))
+    store.create_schema()
+    _two_customers(store)
+    store.drain_outbox(lambda m: None, limit=2)  # one customer's two messages
+    assert 0 == store.sweep(sh(2026, 3, 11)).messages_deleted
+    assert 2 == store.sweep(sh(2026, 3, 12)).messages_deleted
+    assert 2 == count(store, "lifecycle_outbox")
+    assert 0 == store.sweep(sh(2027, 3, 12)).messages_deleted
+
+
+def test_drain_arguments_are_checked(store: SqlStore) -> None:
+    """A handler that is not callable, or a limit outside 1..10000, is InvalidInput."""
+    with pytest.raises(lc.InvalidInput) as info:
+        store.drain_outbox("print")  # type: ignore[arg-type]
+    assert "handler" == info.value.field
+    for limit in (0, -1, 10_001, True):
+        with pytest.raises(lc.InvalidInput) as info:
+            store.drain_outbox(print, limit=limit)
+        assert "limit" == info.value.field
+
+
+@pytest.mark.parametrize("drainers", [2, 4])
+def test_drainers_side_by_side_keep_each_customers_order(
+    store: SqlStore, url: str, drainers: int
+) -> None:
+    """Several drainer processes over customers whose messages interleave in the outbox:
+    every message is handed out once, and a customer's message only after the handler
+    of its previous one has returned."""
+    customers = [f"c-{n}" for n in range(60)]
+    for customer in customers:
+        with store.edit(customer) as sub:
+            sub.subscribe("professional", order_id="o-0", at=sh(2026, 3, 1))
+    for round_ in range(1, 5):
+        for customer in customers:
+            with store.edit(customer) as sub:
+                sub.buy_addon("boost-500", order_id=f"o-{round_}", at=sh(2026, 3, 1 + round_))
+    start = SPAWN.Manager().Barrier(drainers)
+    with SPAWN.Pool(drainers) as pool:
+        results = pool.starmap(workers.drain_all, [(url, 7, start)] * drainers)
+    handled = [row for rows in results for row in rows]
+    assert len(customers) * 5 == len(handled)
+    assert len(handled) == len({(c, seq) for c, seq, *_ in handled})
+    by_customer: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
+    for customer, seq, began, ended, _ in handled:
+        by_customer[customer].append((began, ended, seq))
+    for customer, rows in by_customer.items():
+        rows.sort()
+        assert [1, 2, 3, 4, 5] == [seq for _, _, seq in rows], customer
+        for (_, ended, _), (began, _, _) in itertools.pairwise(rows):
+            assert began >= ended, customer
+    assert len({pid for *_, pid in handled}) > 1
+    assert 0 == count(store, "lifecycle_outbox", "delivered_at IS NULL")
