@@ -168,10 +168,19 @@ def held(
     return Held(customer_id, sub, record, revision, seq, sub._seq, keys, history, link)
 
 
-def write(connection: Connection, hot: sql.HotPath, codec: Codec, holds: Sequence[Held]) -> int:
+def write(
+    connection: Connection,
+    hot: sql.HotPath,
+    codec: Codec,
+    holds: Sequence[Held],
+    *,
+    remember: bool = True,
+) -> int:
     """Write what the subscriptions of ``holds`` did: keys, history and outbox rows,
     and the checkpoint; a subscription that did nothing writes nothing. Return
-    how many customers were written."""
+    how many customers were written. ``remember`` keeps each record parsed for
+    this process's next edit (a sweep's thousands would only push out the
+    customers its edits do come back to)."""
     updates: list[dict[str, Any]] = []
     new_keys: list[dict[str, Any]] = []
     transitions: list[dict[str, Any]] = []
@@ -203,15 +212,23 @@ def write(connection: Connection, hot: sql.HotPath, codec: Codec, holds: Sequenc
                 "seq": sub._seq,
             }
         )
-        codec.remember(one.customer_id, text, sub)
+        if remember:
+            codec.remember(one.customer_id, text, sub)
         one.text, one.revision, one.stored = text, one.revision + 1, sub._seq
         one.loaded = sub._seq
         if one.history is not None:
             one.history.stored, one.history.pending = sub._seq, []
+    bulk = hot.postgresql and len(updates) > 1
     if transitions:
-        connection.execute(sql.insert_history, transitions)
+        if bulk:
+            connection.execute(sql.bulk_insert["lifecycle_history"], sql.as_json(transitions))
+        else:
+            connection.execute(sql.insert_history, transitions)
     if messages:
-        connection.execute(sql.insert_outbox, messages)
+        if bulk:
+            connection.execute(sql.bulk_insert["lifecycle_outbox"], sql.as_json(messages))
+        else:
+            connection.execute(sql.insert_outbox, messages)
     if len(updates) == 1 and len(new_keys) == 1 and hot.update_with_key is not None:
         hot.update_with_key.run(connection, {**updates[0], **new_keys[0]})
     elif len(updates) == 1:
@@ -221,7 +238,10 @@ def write(connection: Connection, hot: sql.HotPath, codec: Codec, holds: Sequenc
     elif updates:
         if new_keys:
             connection.execute(sql.insert_key, new_keys)
-        connection.execute(sql.update_subscription, updates)
+        if bulk:
+            connection.execute(sql.bulk_update_subscriptions, sql.as_json(updates))
+        else:
+            connection.execute(sql.update_subscription, updates)
     return len(updates)
 
 

@@ -94,13 +94,34 @@ def _upgrade_1(connection: Connection) -> None:
     """Version 1 to 2: the tables and columns that version 2 added."""
     for name in ("seq", "sweep_after", "sweep_failures"):
         _add(connection, subscriptions, name)
-    for name in ("requested_at", "lease_until", "lease_token", "attempts", "last_error", "dead_at"):
-        _add(connection, outbox, name)
     connection.exec_driver_sql("DROP INDEX ix_lifecycle_subscriptions_due_at")
     connection.exec_driver_sql("DROP INDEX ix_lifecycle_outbox_undelivered")
-    for index in (*subscriptions.indexes, *outbox.indexes, *usage_keys.indexes):
+    if connection.dialect.name == "sqlite":
+        _rebuild_outbox(connection)
+    else:
+        for name in OUTBOX_V2:
+            _add(connection, outbox, name)
+        for index in outbox.indexes:
+            index.create(connection)
+    for index in (*subscriptions.indexes, *usage_keys.indexes):
         index.create(connection)
     history.create(connection)
+
+
+OUTBOX_V2 = ("requested_at", "lease_until", "lease_token", "attempts", "last_error", "dead_at")
+
+
+def _rebuild_outbox(connection: Connection) -> None:
+    """SQLite: version 1's outbox gave ids again once every row was deleted; the
+    table is rebuilt with AUTOINCREMENT (SQLite cannot alter that in place)."""
+    kept = [c.name for c in outbox.columns if c.name not in OUTBOX_V2]
+    connection.exec_driver_sql("ALTER TABLE lifecycle_outbox RENAME TO lifecycle_outbox_v1")
+    outbox.create(connection)
+    columns = ", ".join(kept)
+    connection.exec_driver_sql(
+        f"INSERT INTO lifecycle_outbox ({columns}) SELECT {columns} FROM lifecycle_outbox_v1"
+    )
+    connection.exec_driver_sql("DROP TABLE lifecycle_outbox_v1")
 
 
 V1_RECORDS = subscriptions.c.record.like('{"schema_version":1,%')
@@ -140,5 +161,5 @@ def convert(
             continue
         one.text = ""  # a version 1 record: written again, as version 2, whatever it did
         holds.append(one)
-    core.write(connection, hot, codec, holds)
+    core.write(connection, hot, codec, holds, remember=False)
     return len(holds), failures, rows[-1][0] if len(rows) == batch else None

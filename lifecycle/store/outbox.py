@@ -4,10 +4,10 @@ Every transition is written to ``lifecycle_outbox`` in the transaction of the
 edit that made it. ``drain`` hands it to a handler at least once, in order
 per customer, and holds no lock while the handler runs:
 
-1. **claim** (a short transaction): take pending messages no live lease
-   holds, oldest first, skipping rows another drainer is claiming at that
-   instant; keep only those whose customer has no earlier pending message
-   outside the claim (leased, locked or failed), and lease them;
+1. **claim** (one statement): take pending messages no live lease holds,
+   oldest first, skipping rows another drainer is claiming at that instant;
+   keep only customers with no earlier pending message outside the claim
+   (leased, locked or failed), and lease theirs;
 2. **hand out**, with no transaction open: a handler may write to the same
    database, through ``store.edit`` too. A customer whose message fails is
    held back for the rest of the batch; every other customer's go on;
@@ -110,8 +110,6 @@ class Claim:
     token: str
     messages: list[OutboxMessage]
     lease_ends: float  # time.monotonic() by which the hand-out must stop
-    scanned: int = 0
-    lowest: int | None = None
 
 
 def claim(
@@ -120,32 +118,13 @@ def claim(
     """Lease up to ``limit`` messages that may be handed out now (step 1)."""
     token = uuid.uuid4().hex
     started = time.monotonic()
-    rows = connection.execute(sql.claimable, {"now": now, "low": low, "scan": limit}).all()
-    result = Claim(token, [], started + lease.total_seconds() * 0.8, len(rows))
-    if not rows:
-        return result
-    result.lowest = rows[0][0]
-    ours: dict[str, list[int]] = {}
-    for row in rows:
-        ours.setdefault(row[1], []).append(row[0])
-    pending: dict[str, list[int]] = {}
-    for customer_id, id_ in connection.execute(
-        sql.pending_of, {"customers": list(ours), "upto": rows[-1][0]}
-    ):
-        pending.setdefault(customer_id, []).append(id_)
-    eligible: set[int] = set()
-    for customer_id, mine in ours.items():
-        # NOTE: ours must be the customer's first pending messages, with nothing of
-        # theirs between: one held by another drainer, or failed, blocks the rest.
-        for id_, first in zip(mine, pending.get(customer_id, ()), strict=False):
-            if id_ != first:
-                break
-            eligible.add(id_)
-    if eligible:
-        until = now + lease
-        connection.execute(sql.lease, {"ids": sorted(eligible), "until": until, "token": token})
-    result.messages = [message(row) for row in rows if row[0] in eligible]
-    return result
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(sql.plain_index_scans)
+    rows = connection.execute(
+        sql.claim, {"now": now, "low": low, "scan": limit, "until": now + lease, "token": token}
+    ).all()
+    messages = sorted((message(row) for row in rows), key=lambda m: m.id)
+    return Claim(token, messages, started + lease.total_seconds() * 0.8)
 
 
 @attrs.define
@@ -205,8 +184,16 @@ def settle(
     ``now`` is the wall clock leases and retries are timed by."""
     token = batch.token
     if outcome.delivered:
+        kept = outcome.unreached + [item.id for item, _ in outcome.failed]
         connection.execute(
-            sql.delivered, {"ids": outcome.delivered, "token": token, "now": delivered_at}
+            sql.delivered,
+            {
+                "first": min(outcome.delivered),
+                "last": max(outcome.delivered),
+                "kept": kept,
+                "token": token,
+                "now": delivered_at,
+            },
         )
     if outcome.unreached:
         connection.execute(sql.released, {"ids": outcome.unreached, "token": token})

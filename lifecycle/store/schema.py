@@ -167,6 +167,9 @@ outbox = sa.Table(
         postgresql_where=sa.text("dead_at IS NOT NULL"),
         sqlite_where=sa.text("dead_at IS NOT NULL"),
     ),
+    # NOTE: an id is never given twice, even once every row has been deleted
+    # (SQLite's plain rowid would start again at 1): a handler may rely on it.
+    sqlite_autoincrement=True,
 )
 
 TABLES = (schema_table, subscriptions, history, usage_keys, outbox)

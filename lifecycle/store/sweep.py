@@ -30,7 +30,7 @@ from lifecycle.errors import LifecycleError
 from lifecycle.store import core, sql
 from lifecycle.store.providers import FOREVER_AGO
 
-BATCH = 500
+BATCH = 1000
 """Customers (or messages) per transaction."""
 
 PRUNE_EVERY = timedelta(hours=1)
@@ -112,7 +112,7 @@ def due(
             failures.append(_failure(customer_id, error))
             continue
         holds.append(one)
-    core.write(connection, hot, codec, holds)
+    core.write(connection, hot, codec, holds, remember=False)
     _postpone(connection, now, failures)
     last = (rows[-1][5], rows[-1][0]) if rows else after
     return Page(SweepReport(applied, tuple(failures)), last, len(rows) == batch)
@@ -163,7 +163,7 @@ def keys(
         deletions.append(
             {"customer_id": customer_id, "keys_from": keys_from, "cutoff": mark - window}
         )
-    core.write(connection, hot, codec, holds)
+    core.write(connection, hot, codec, holds, remember=False)
     deleted = 0
     for deletion in deletions:
         deleted += max(connection.execute(sql.delete_keys, deletion).rowcount, 0)

@@ -178,6 +178,24 @@ def test_the_sweep_deletes_delivered_messages_after_their_retention(
     assert 0 == store.sweep(sh(2027, 3, 12)).messages_deleted
 
 
+def test_an_id_is_never_given_twice(stores: Callable[..., SqlStore]) -> None:
+    """Once every message has been delivered and deleted, new ones still get ids
+    above every id handed out before (a handler may use the id to spot repeats)."""
+    now = [sh(2026, 3, 10)]
+    store = stores(clock=lambda: now[0], outbox_retention=timedelta(days=1))
+    store.create_schema()
+    _two_customers(store)
+    first: list[OutboxMessage] = []
+    store.drain_outbox(first.append)
+    store.sweep(sh(2026, 3, 20))
+    assert 0 == count(store, "lifecycle_outbox")
+    with store.edit("healthy") as sub:
+        sub.buy_addon("boost-500", order_id="o-3", at=sh(2026, 3, 20))
+    later: list[OutboxMessage] = []
+    assert 1 == store.drain_outbox(later.append)
+    assert later[0].id > max(m.id for m in first)
+
+
 def test_drain_arguments_are_checked(store: SqlStore) -> None:
     """A handler that is not callable, or a limit outside 1..10000, is InvalidInput."""
     with pytest.raises(lc.InvalidInput) as info:
