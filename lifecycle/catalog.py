@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from lifecycle.errors import CatalogError, InvalidInput
-from lifecycle.money import in_range
+from lifecycle.money import MONEY, in_range
 
 
 @attrs.frozen
@@ -85,17 +85,23 @@ class Catalog:
     addons: Mapping[str, AddonPackage]
     meters: Mapping[str, Meter]
     source: str | None = None
+    late_arrival_minutes: int = 60
     zone: ZoneInfo = attrs.field(init=False, repr=False)
     window: timedelta = attrs.field(init=False, repr=False)
+    late_arrival: timedelta = attrs.field(init=False, repr=False)
     features: frozenset[str] = attrs.field(init=False, repr=False)
+    trial_price: str = attrs.field(init=False, repr=False)
     _by_feature: Mapping[str, Meter] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         # Derived once here so no operation pays for them.
         object.__setattr__(self, "zone", ZoneInfo(self.timezone))
         object.__setattr__(self, "window", timedelta(days=self.idempotency_window_days))
+        object.__setattr__(self, "late_arrival", timedelta(minutes=self.late_arrival_minutes))
         features = frozenset().union(*(e.features for e in self.editions.values()))
         object.__setattr__(self, "features", features)
+        price = MONEY.to_sci_string(self.trial.price)
+        object.__setattr__(self, "trial_price", f"{self.currency} {price}")
         by_feature: dict[str, Meter] = {}
         for meter in self.meters.values():
             by_feature.setdefault(meter.feature, meter)
@@ -272,6 +278,13 @@ def _parse(data: Mapping[str, Any], source: str | None) -> Catalog:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         root.fail("timezone", f"{timezone!r} is not a known IANA time zone")
     window = root.integer("idempotency_window_days", 7, minimum=1, maximum=3660)
+    late = root.integer("late_arrival_minutes", 60, minimum=0, maximum=3660 * 24 * 60)
+    if late >= window * 24 * 60:
+        root.fail(
+            "late_arrival_minutes",
+            f"{late} minutes is not shorter than the idempotency window "
+            f"({window} days): a late retry could outlive its key and be applied twice",
+        )
 
     editions: dict[str, Edition] = {}
     ranks: dict[int, str] = {}
@@ -342,6 +355,7 @@ def _parse(data: Mapping[str, Any], source: str | None) -> Catalog:
         currency=currency,
         timezone=timezone,
         idempotency_window_days=window,
+        late_arrival_minutes=late,
         trial=trial,
         editions=MappingProxyType(editions),
         addons=MappingProxyType(addons),

@@ -7,7 +7,7 @@ thing the same way.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -86,14 +86,27 @@ class OutOfOrder(LifecycleError):
     code = "order.out_of_order"
 
     def __init__(
-        self, operation: str, at: datetime, mark: datetime, *, reason: str | None = None
+        self,
+        operation: str,
+        at: datetime,
+        mark: datetime,
+        *,
+        reason: str | None = None,
+        allowance: timedelta = timedelta(0),
     ) -> None:
         self.operation = operation
         self.at = at
         self.mark = mark
+        self.earliest = mark - allowance
+        if reason is None and allowance:
+            minutes = int(allowance.total_seconds() // 60)
+            reason = (
+                f"an operation may arrive at most {minutes} minutes behind the last one "
+                "(late_arrival_minutes)"
+            )
         reason = reason or "operations must come in time order"
         super().__init__(
-            f"{operation} at {at.isoformat()} is earlier than {mark.isoformat()}, "
+            f"{operation} at {at.isoformat()} is earlier than {self.earliest.isoformat()}, "
             f"the earliest time allowed; {reason}"
         )
 

@@ -62,7 +62,16 @@ class Ledger:
 
     def emptied(self) -> Ledger:
         """This ledger with every credit gone (forfeited or lapsed), terms kept."""
-        return attrs.evolve(self, credits=ZERO, addons=())
+        return Ledger(
+            ZERO,
+            (),
+            self.trial,
+            self.trial_end,
+            self.last_trial_at,
+            self.edition,
+            self.period_start,
+            self.period_end,
+        )
 
 
 EMPTY = Ledger()

@@ -22,7 +22,8 @@ from lifecycle.errors import RuleViolation
 
 @attrs.frozen
 class Attempt:
-    """What a guard sees: an operation being tried, in a state, at a time."""
+    """What a guard sees: an operation being tried, in a state, at a time, and
+    what a refusal's advice may quote (the trial's price, the period's end)."""
 
     operation: str
     state: str
@@ -30,8 +31,16 @@ class Attempt:
     zone: ZoneInfo
     last_trial_at: datetime | None = None
     discount: object = None
-    facts: Mapping[str, str] = attrs.field(factory=dict)
-    """What a refusal's advice may quote: prices, period ends."""
+    trial_price: str = ""
+    period_end: datetime | None = None
+
+    @property
+    def facts(self) -> Mapping[str, str]:
+        """The facts a refusal's advice quotes, written out only when one is made."""
+        facts = {"trial_price": self.trial_price}
+        if self.period_end is not None:
+            facts["period_end"] = describe(self.period_end, self.zone)
+        return facts
 
 
 @attrs.frozen

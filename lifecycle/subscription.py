@@ -20,7 +20,7 @@ import attrs
 
 from lifecycle import inputs
 from lifecycle.catalog import Catalog, Edition, TrialPackage, default_catalog
-from lifecycle.clock import LAST_YEAR, Clock, add_months, aware, describe, read_clock, utc_now
+from lifecycle.clock import LAST_YEAR, Clock, add_months, aware, read_clock, utc_now
 from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder, ReadOnly
 from lifecycle.history import ARGUMENTS, History, MemoryHistory, Namespace
 from lifecycle.keys import MemoryKeys, UsageKeys
@@ -51,6 +51,11 @@ class _Draft:
     state: str
     ledger: Ledger
     seq: int
+    at: datetime
+    """When the operation takes effect: the caller's time, or the mark for a
+    late arrival."""
+    asked: datetime
+    """The caller's time."""
     applied: list[Transition] = attrs.Factory(list)
 
     def log(
@@ -60,8 +65,11 @@ class _Draft:
         at: datetime,
         key: str | None,
         details: dict[str, str],
+        requested: datetime | None = None,
     ) -> Transition:
-        entry = Transition(self.seq, at, trigger, State(source), State(self.state), key, details)
+        entry = Transition(
+            self.seq, at, trigger, State(source), State(self.state), key, details, requested or at
+        )
         self.seq += 1
         self.applied.append(entry)
         return entry
@@ -282,11 +290,12 @@ class Subscription:
         self._writable()
         key = inputs.identifier(order_id, "order_id")
         asked = inputs.discount(discount)
-        when = self._when(at)
+        requested = self._when(at)
         first = self._replay("order", key, "purchase_trial", {"discount": asked})
         if first is not None:
             return first
-        draft = self._draft("purchase_trial", when)
+        draft = self._draft("purchase_trial", requested)
+        when = draft.at
         source = draft.state
         fire(draft, "purchase_trial", self._attempt("purchase_trial", draft, when, asked))
         trial = self.catalog.trial
@@ -311,6 +320,7 @@ class Subscription:
                 "forfeited": "0",
                 "excluded_features": joined(trial.excluded_features),
             },
+            requested,
         )
         self._commit(draft, when)
         return _receipt(entry)
@@ -327,12 +337,13 @@ class Subscription:
         chosen = self.catalog.edition(edition)
         term = inputs.term(term_months)
         key = inputs.identifier(order_id, "order_id")
-        when = self._when(at)
+        requested = self._when(at)
         args = {"edition": chosen.name, "term_months": str(term)}
         first = self._replay("order", key, "subscribe", args)
         if first is not None:
             return first
-        draft = self._draft("subscribe", when)
+        draft = self._draft("subscribe", requested)
+        when = draft.at
         source = draft.state
         fire(draft, "subscribe", self._attempt("subscribe", draft, when))
         # NOTE: from a trial the rest of the trial ends here (Q2: to continue,
@@ -362,6 +373,7 @@ class Subscription:
                 "rank": str(chosen.rank),
                 "features": joined(chosen.features),
             },
+            requested,
         )
         self._commit(draft, when)
         return _receipt(entry)
@@ -371,12 +383,13 @@ class Subscription:
         self._writable()
         chosen = self.catalog.addon(package)
         key = inputs.identifier(order_id, "order_id")
-        when = self._when(at)
+        requested = self._when(at)
         args = {"package": chosen.name}
         first = self._replay("order", key, "buy_addon", args)
         if first is not None:
             return first
-        draft = self._draft("buy_addon", when)
+        draft = self._draft("buy_addon", requested)
+        when = draft.at
         source = draft.state
         fire(draft, "buy_addon", self._attempt("buy_addon", draft, when))
         ledger = draft.ledger
@@ -396,6 +409,7 @@ class Subscription:
                 "valid_until": ledger.period_end.isoformat(),
                 "forfeited": "0",
             },
+            requested,
         )
         self._commit(draft, when)
         return _receipt(entry)
@@ -404,11 +418,12 @@ class Subscription:
         """Unsubscribe from Enterprise: service stops, unused credits are forfeited (Q4)."""
         self._writable()
         key = inputs.identifier(request_id, "request_id")
-        when = self._when(at)
+        requested = self._when(at)
         first = self._replay("request", key, "unsubscribe", {})
         if first is not None:
             return first
-        draft = self._draft("unsubscribe", when)
+        draft = self._draft("unsubscribe", requested)
+        when = draft.at
         source = draft.state
         fire(draft, "unsubscribe", self._attempt("unsubscribe", draft, when))
         forfeited = draft.ledger.remaining
@@ -419,6 +434,7 @@ class Subscription:
             when,
             key,
             {"amount": "0", "forfeited": text(forfeited)},
+            requested,
         )
         self._commit(draft, when)
         return _receipt(entry)
@@ -435,7 +451,7 @@ class Subscription:
         measured = self.catalog.meter(meter)
         amount = inputs.quantity(quantity)
         key = inputs.identifier(usage_id, "usage_id")
-        when = self._when(at)
+        requested = self._when(at)
         first = self._keys.get(key)
         if first is not None:
             if first.meter == measured.name and first.quantity == amount:
@@ -445,7 +461,8 @@ class Subscription:
                 f"record_usage({first.meter!r}, {first.quantity})",
                 f"record_usage({measured.name!r}, {amount})",
             )
-        draft = self._draft("record_usage", when)
+        draft = self._draft("record_usage", requested)
+        when = draft.at
         state = State(draft.state)
         ledger = draft.ledger
         how = terms(
@@ -472,7 +489,7 @@ class Subscription:
             if not ledger.remaining:
                 trigger = "trial_used_up" if state is TRIAL else "quota_used_up"
                 fire(draft, trigger, self._attempt(trigger, draft, when))
-                draft.log(trigger, state.value, when, key, {})
+                draft.log(trigger, state.value, when, key, {}, requested)
         settlement = Settlement(
             quota=parts.quota,
             addons=parts.addons,
@@ -486,6 +503,7 @@ class Subscription:
             usage_id=key,
             at=when,
             state=State(draft.state),
+            requested_at=requested,
         )
         self._commit(draft, when)
         self._keys.remember(settlement)
@@ -494,9 +512,8 @@ class Subscription:
     def advance(self, to: datetime) -> list[Transition]:
         """Apply the timed transitions due by ``to`` and move the mark there."""
         self._writable()
-        when = aware(to, "to")
-        draft = self._draft("advance", when)
-        self._commit(draft, when)
+        draft = self._draft("advance", aware(to, "to"))
+        self._commit(draft, draft.at)
         return draft.applied
 
     # --- records -------------------------------------------------------------
@@ -535,12 +552,22 @@ class Subscription:
             return read_clock(self._clock)
         return aware(at, "at")
 
-    def _draft(self, operation: str, when: datetime) -> _Draft:
-        """A draft at ``when``, with the timed transitions due by then applied."""
+    def _draft(self, operation: str, asked: datetime) -> _Draft:
+        """A draft of ``operation`` asked for at ``asked``, with the timed transitions
+        due by the time it takes effect applied.
+
+        An operation behind the mark by no more than the catalog's
+        ``late_arrival_minutes`` takes effect at the mark; further behind, it is
+        ``OutOfOrder`` and nothing changes.
+        """
         mark = self._mark
-        if mark is not None and when < mark:
-            raise OutOfOrder(operation, when, mark)
-        draft = _Draft(self._state.value, self._ledger, self._seq + 1)
+        when = asked
+        if mark is not None and asked < mark:
+            allowance = self.catalog.late_arrival
+            if mark - asked > allowance:
+                raise OutOfOrder(operation, asked, mark, allowance=allowance)
+            when = mark
+        draft = _Draft(self._state.value, self._ledger, self._seq + 1, when, asked)
         pending = due(self._state, self._ledger, when)
         if pending is not None:
             trigger, instant = pending
@@ -566,17 +593,15 @@ class Subscription:
     ) -> Attempt:
         catalog = self.catalog
         ledger = draft.ledger
-        facts = {"trial_price": f"{catalog.currency} {text(catalog.trial.price)}"}
-        if ledger.period_end is not None:
-            facts["period_end"] = describe(ledger.period_end, catalog.zone)
         return Attempt(
             operation,
             State(draft.state),
             at,
             catalog.zone,
-            last_trial_at=ledger.last_trial_at,
-            discount=discount,
-            facts=facts,
+            ledger.last_trial_at,
+            discount,
+            catalog.trial_price,
+            ledger.period_end,
         )
 
     def _replay(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 import json
 import os
 import tomllib
@@ -14,11 +15,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 import lifecycle as lc
 
+pytest_plugins = ["pytester"]
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+ADMIN_URL = os.environ.get(
+    "LIFECYCLE_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+"""A PostgreSQL URL allowed to create and drop databases (scripts/test's server)."""
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -94,3 +103,21 @@ def catalog_data() -> dict[str, Any]:
     """The shipped catalog as the dict ``Catalog.from_dict`` takes, to change a copy."""
     text = resources.files("lifecycle").joinpath("default_catalog.toml").read_text("utf-8")
     return tomllib.loads(text)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    given = os.environ.get("LIFECYCLE_TEST_PG_URL")
+    if given:
+        yield given
+        return
+    name = f"lifecycle_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

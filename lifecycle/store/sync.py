@@ -37,7 +37,8 @@ edit at once instead of waiting for a lock it holds itself."""
 
 LOW_REFRESH = 10.0
 """Seconds between two looks for the oldest pending outbox message; in between,
-claims start from the last one seen and never walk delivered rows again."""
+claims start from the oldest message the last claim took, and do not walk
+again the rows delivered before it."""
 
 
 def _options(
@@ -321,8 +322,14 @@ class SqlStore:
     def sweep(self, now: datetime) -> SweepReport:
         """Apply every trial end and period end due by ``now``, delete usage keys out
         of the window and outbox messages past their retention; never stops at
-        one customer (see ``SweepReport.failed``)."""
-        return self._sweep(aware(now, "now"), grace=timedelta(0))
+        one customer (see ``SweepReport.failed``).
+
+        A timed transition is applied once the catalog's late-arrival allowance
+        has passed since it fell due, so usage metered before a period's end and
+        delivered within the allowance is still settled inside the period. Reads
+        show the transition at its own instant all the same.
+        """
+        return self._sweep(aware(now, "now"), grace=self.catalog.late_arrival)
 
     def _sweep(self, now: datetime, *, grace: timedelta) -> SweepReport:
         report = SweepReport()
@@ -363,6 +370,12 @@ class SqlStore:
                 batch = outbox.claim(
                     connection, datetime.now(UTC), limit, self._low_mark(connection)
                 )
+        if batch.messages:
+            # NOTE: the next claim starts here, not at the rows delivered before
+            # (dead until a vacuum): a message below it that this claim could not
+            # see (held by another drainer, waiting after a failure, committed
+            # late) is found again by the next look for the oldest (LOW_REFRESH).
+            self._low = max(self._low, batch.messages[0].id)
         outcome = outbox.Outcome()
         try:
             outbox.hand_out(batch, handler, outcome)

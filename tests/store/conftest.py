@@ -8,8 +8,6 @@ tables.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,7 @@ import sqlalchemy as sa
 import lifecycle as lc
 from lifecycle.store import SqlStore
 
-ADMIN_URL = os.environ.get(
-    "LIFECYCLE_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+from tests.conftest import ADMIN_URL
 TABLES = (
     "lifecycle_schema",
     "lifecycle_subscriptions",
@@ -31,24 +27,6 @@ TABLES = (
     "lifecycle_outbox",
     "orders",
 )
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    given = os.environ.get("LIFECYCLE_TEST_PG_URL")
-    if given:
-        yield given
-        return
-    name = f"lifecycle_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def empty_postgresql(url: str) -> str:
