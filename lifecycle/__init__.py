@@ -5,7 +5,7 @@ refusal names the rule it enforces. Import the names below; every other
 module is implementation.
 """
 
-from lifecycle.catalog import Catalog, default_catalog, load_catalog
+from lifecycle.catalog import Catalog, CatalogVersions, default_catalog, load_catalog
 from lifecycle.errors import (
     CatalogError,
     IdempotencyConflict,
@@ -21,6 +21,7 @@ from lifecycle.values import Decision, Receipt, Settlement, Transition
 __all__ = [
     "Catalog",
     "CatalogError",
+    "CatalogVersions",
     "Decision",
     "IdempotencyConflict",
     "InvalidInput",

@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from lifecycle.catalog import Catalog, default_catalog, load_catalog
+from lifecycle.catalog import AnyCatalog, default_catalog, load_catalog
 from lifecycle.clock import aware
 from lifecycle.errors import CatalogError, LifecycleError, RuleViolation
 from lifecycle.states import State
@@ -89,7 +89,7 @@ class Step:
 class Scenario:
     source: str
     customer: str
-    catalog: Catalog
+    catalog: AnyCatalog
     steps: tuple[Step, ...]
 
 
@@ -152,6 +152,7 @@ def load(path: str | os.PathLike[str], catalog: str | os.PathLike[str] | None = 
     if not isinstance(customer, str) or not customer.strip():
         raise ScenarioError(source, "`customer` must name the customer")
     chosen = catalog if catalog is not None else data.get("catalog")
+    loaded: AnyCatalog
     try:
         if chosen is None:
             loaded = default_catalog()
@@ -171,7 +172,7 @@ def load(path: str | os.PathLike[str], catalog: str | os.PathLike[str] | None = 
     return Scenario(source, customer, loaded, parsed)
 
 
-def _step(source: str, number: int, entry: object, catalog: Catalog) -> Step:
+def _step(source: str, number: int, entry: object, catalog: AnyCatalog) -> Step:
     def fail(problem: str) -> ScenarioError:
         return ScenarioError(source, problem, number)
 
@@ -213,7 +214,7 @@ def _step(source: str, number: int, entry: object, catalog: Catalog) -> Step:
     return Step(number, _time(entry["at"], catalog, fail), op, args, expect, note)
 
 
-def _time(value: object, catalog: Catalog, fail: Callable[[str], ScenarioError]) -> datetime:
+def _time(value: object, catalog: AnyCatalog, fail: Callable[[str], ScenarioError]) -> datetime:
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)

@@ -19,7 +19,14 @@ from typing import Any
 import attrs
 
 from lifecycle import inputs
-from lifecycle.catalog import Catalog, Edition, TrialPackage, default_catalog
+from lifecycle.catalog import (
+    AnyCatalog,
+    Catalog,
+    CatalogVersions,
+    Edition,
+    TrialPackage,
+    default_catalog,
+)
 from lifecycle.clock import LAST_YEAR, Clock, add_months, aware, read_clock, utc_now
 from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder, ReadOnly
 from lifecycle.history import ARGUMENTS, History, MemoryHistory, Namespace
@@ -99,7 +106,7 @@ class Subscription:
     )
 
     customer_id: str
-    catalog: Catalog
+    catalog: AnyCatalog
     _clock: Clock
     _state: State
     _ledger: Ledger
@@ -109,7 +116,7 @@ class Subscription:
     _keys: UsageKeys
     _read_only: str | None
 
-    def __init__(self, customer_id: str, catalog: Catalog, clock: Clock) -> None:
+    def __init__(self, customer_id: str, catalog: AnyCatalog, clock: Clock) -> None:
         # Trusts its arguments: `new` and `from_record` validate them first.
         self.customer_id = customer_id
         self.catalog = catalog
@@ -127,7 +134,7 @@ class Subscription:
         cls,
         customer_id: str,
         *,
-        catalog: Catalog | None = None,
+        catalog: AnyCatalog | None = None,
         clock: Clock | None = None,
     ) -> Subscription:
         """A subscription that has never bought anything (``State.NONE``).
@@ -196,9 +203,13 @@ class Subscription:
 
     def authorize(self, feature: str, at: datetime | None = None) -> Decision:
         """Whether ``feature`` may be used as of ``at``, and how it would be billed."""
-        name = self.catalog.feature(feature)
-        state, edition, trial = self._standing(self._when(at))
-        how = terms(state, name, self.catalog.meter_for(name), edition, trial, self.catalog)
+        when = self._when(at)
+        state, edition, trial = self._standing(when)
+        catalog = self.catalog.at(when)
+        # NOTE: a feature the customer's own terms name is known to them, even once
+        # a later version no longer has it; what it costs is the version in force.
+        name = catalog.feature(feature, also=edition.features if edition else frozenset())
+        how = terms(state, name, catalog.meter_for(name), edition, trial, catalog)
         return Decision(how.billing != "denied", how.billing, how.rule.code if how.rule else None)
 
     @property
@@ -277,7 +288,7 @@ class Subscription:
                 trial = ledger.trial
             else:
                 bought = history.last_at_or_before(when, "purchase_trial")
-                validity = self.catalog.trial.validity_months
+                validity = self.catalog.at(when).trial.validity_months
                 trial = None if bought is None else trial_terms(bought, validity)
         return state, edition, trial
 
@@ -298,8 +309,9 @@ class Subscription:
         when = draft.at
         source = draft.state
         fire(draft, "purchase_trial", self._attempt("purchase_trial", draft, when, asked))
-        trial = self.catalog.trial
-        ends = _ending(add_months(when, trial.validity_months, self.catalog.zone), "at")
+        catalog = self.catalog.at(when)
+        trial = catalog.trial
+        ends = _ending(add_months(when, trial.validity_months, catalog.zone), "at")
         draft.ledger = attrs.evolve(
             draft.ledger,
             credits=trial.credits,
@@ -319,6 +331,7 @@ class Subscription:
                 "trial_end": ends.isoformat(),
                 "forfeited": "0",
                 "excluded_features": joined(trial.excluded_features),
+                "version": catalog.version or "",
             },
             requested,
         )
@@ -334,23 +347,25 @@ class Subscription:
     ) -> Receipt:
         """Subscribe to an Enterprise Edition for ``term_months`` calendar months."""
         self._writable()
-        chosen = self.catalog.edition(edition)
+        name = self._name(edition, "edition")
         term = inputs.term(term_months)
         key = inputs.identifier(order_id, "order_id")
         requested = self._when(at)
-        args = {"edition": chosen.name, "term_months": str(term)}
+        args = {"edition": name, "term_months": str(term)}
         first = self._replay("order", key, "subscribe", args)
         if first is not None:
             return first
         draft = self._draft("subscribe", requested)
         when = draft.at
+        catalog = self.catalog.at(when)
+        chosen = catalog.edition(name)
         source = draft.state
         fire(draft, "subscribe", self._attempt("subscribe", draft, when))
         # NOTE: from a trial the rest of the trial ends here (Q2: to continue,
         # subscribe); from quota-exhausted-payg the new period replaces the old
         # one (Q6). Either way what was left is forfeited and recorded.
         forfeited = draft.ledger.remaining
-        ends = _ending(add_months(when, term, self.catalog.zone), "term_months")
+        ends = _ending(add_months(when, term, catalog.zone), "term_months")
         draft.ledger = attrs.evolve(
             draft.ledger,
             credits=chosen.credits,
@@ -372,6 +387,7 @@ class Subscription:
                 "forfeited": text(forfeited),
                 "rank": str(chosen.rank),
                 "features": joined(chosen.features),
+                "version": catalog.version or "",
             },
             requested,
         )
@@ -381,15 +397,17 @@ class Subscription:
     def buy_addon(self, package: str, order_id: str, at: datetime | None = None) -> Receipt:
         """Buy an add-on package: its credits last until the current period ends (Q1, Q6)."""
         self._writable()
-        chosen = self.catalog.addon(package)
+        name = self._name(package, "package")
         key = inputs.identifier(order_id, "order_id")
         requested = self._when(at)
-        args = {"package": chosen.name}
+        args = {"package": name}
         first = self._replay("order", key, "buy_addon", args)
         if first is not None:
             return first
         draft = self._draft("buy_addon", requested)
         when = draft.at
+        catalog = self.catalog.at(when)
+        chosen = catalog.addon(name)
         source = draft.state
         fire(draft, "buy_addon", self._attempt("buy_addon", draft, when))
         ledger = draft.ledger
@@ -408,6 +426,7 @@ class Subscription:
                 "credits": text(chosen.credits),
                 "valid_until": ledger.period_end.isoformat(),
                 "forfeited": "0",
+                "version": catalog.version or "",
             },
             requested,
         )
@@ -448,21 +467,25 @@ class Subscription:
     ) -> Settlement:
         """Settle ``quantity`` units of ``meter`` over credits, pay-as-you-go or denial."""
         self._writable()
-        measured = self.catalog.meter(meter)
+        name = self._name(meter, "meter")
         amount = inputs.quantity(quantity)
         key = inputs.identifier(usage_id, "usage_id")
         requested = self._when(at)
         first = self._keys.get(key)
         if first is not None:
-            if first.meter == measured.name and first.quantity == amount:
+            # NOTE: answered before the meter is looked up: a usage settled under a
+            # meter a later version removed is still answered with its settlement.
+            if first.meter == name and first.quantity == amount:
                 return attrs.evolve(first, replayed=True)
             raise IdempotencyConflict(
                 key,
                 f"record_usage({first.meter!r}, {first.quantity})",
-                f"record_usage({measured.name!r}, {amount})",
+                f"record_usage({name!r}, {amount})",
             )
         draft = self._draft("record_usage", requested)
         when = draft.at
+        catalog = self.catalog.at(when)
+        measured = catalog.meter(name)
         state = State(draft.state)
         ledger = draft.ledger
         how = terms(
@@ -471,7 +494,7 @@ class Subscription:
             measured,
             ledger.edition if state in ENTERPRISE else None,
             ledger.trial if state is TRIAL else None,
-            self.catalog,
+            catalog,
         )
         pools = tuple(grant.credits for grant in ledger.addons)
         parts = split(how, amount, measured.credit_rate, ledger.credits, pools)
@@ -529,7 +552,7 @@ class Subscription:
         cls,
         record: Mapping[str, Any],
         *,
-        catalog: Catalog | None = None,
+        catalog: AnyCatalog | None = None,
         clock: Clock | None = None,
     ) -> Subscription:
         """Rebuild a subscription from ``to_record()``'s output, validating all of it.
@@ -542,6 +565,18 @@ class Subscription:
         return load(cls, record, *_catalog_and_clock(catalog, clock))
 
     # --- the machinery of an operation ---------------------------------------
+
+    def _name(self, value: object, field: str) -> str:
+        """A catalog name's form; whether the version in force has it is asked later,
+        once the operation's time is known (and after a seen key is answered)."""
+        if isinstance(value, str):
+            return value
+        codes = {"edition": "catalog.unknown_edition", "package": "catalog.unknown_package"}
+        raise InvalidInput(
+            field,
+            f"expected a name from the catalog, got {type(value).__name__}",
+            code=codes.get(field, "catalog.unknown_meter"),
+        )
 
     def _writable(self) -> None:
         if self._read_only is not None:
@@ -591,7 +626,7 @@ class Subscription:
     def _attempt(
         self, operation: str, draft: _Draft, at: datetime, discount: object = None
     ) -> Attempt:
-        catalog = self.catalog
+        catalog = self.catalog.at(at)
         ledger = draft.ledger
         return Attempt(
             operation,
@@ -620,11 +655,13 @@ class Subscription:
         return attrs.evolve(_receipt(entry), replayed=True)
 
 
-def _catalog_and_clock(catalog: Catalog | None, clock: Clock | None) -> tuple[Catalog, Clock]:
+def _catalog_and_clock(catalog: AnyCatalog | None, clock: Clock | None) -> tuple[AnyCatalog, Clock]:
     if catalog is None:
         catalog = default_catalog()
-    elif not isinstance(catalog, Catalog):
-        raise InvalidInput("catalog", f"expected a Catalog, got {type(catalog).__name__}")
+    elif not isinstance(catalog, Catalog | CatalogVersions):
+        raise InvalidInput(
+            "catalog", f"expected a Catalog or CatalogVersions, got {type(catalog).__name__}"
+        )
     if clock is None:
         clock = utc_now
     elif not callable(clock):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 import json
 import os
 import tomllib
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -101,7 +101,7 @@ D = Decimal
 
 def catalog_data() -> dict[str, Any]:
     """The shipped catalog as the dict ``Catalog.from_dict`` takes, to change a copy."""
-    text = resources.files("lifecycle").joinpath("default_catalog.toml").read_text("utf-8")
+    text = resources.files("lifecycle.catalog").joinpath("default_catalog.toml").read_text("utf-8")
     return tomllib.loads(text)
 
 

@@ -13,7 +13,7 @@ import lifecycle as lc
 
 
 def _data() -> dict[str, Any]:
-    text = resources.files("lifecycle").joinpath("default_catalog.toml").read_text("utf-8")
+    text = resources.files("lifecycle.catalog").joinpath("default_catalog.toml").read_text("utf-8")
     return tomllib.loads(text)
 
 
@@ -38,7 +38,9 @@ def test_default_catalog_has_the_faqs_trial() -> None:
 def test_load_catalog_reads_a_file(tmp_path: Path) -> None:
     """load_catalog reads the same TOML as the shipped one into an equal catalog."""
     path = tmp_path / "catalog.toml"
-    path.write_bytes(resources.files("lifecycle").joinpath("default_catalog.toml").read_bytes())
+    path.write_bytes(
+        resources.files("lifecycle.catalog").joinpath("default_catalog.toml").read_bytes()
+    )
     loaded = lc.load_catalog(path)
     default = lc.default_catalog()
     assert (default.trial, dict(default.editions), dict(default.meters)) == (

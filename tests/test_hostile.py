@@ -126,7 +126,7 @@ def test_corrupt_records_raise_invalid_input_and_nothing_else(record: dict[str, 
 
 
 def _catalog() -> dict[str, Any]:
-    text = resources.files("lifecycle").joinpath("default_catalog.toml").read_text("utf-8")
+    text = resources.files("lifecycle.catalog").joinpath("default_catalog.toml").read_text("utf-8")
     return tomllib.loads(text)
 
 

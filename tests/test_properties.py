@@ -67,7 +67,7 @@ JUMPS = st.sampled_from(
 
 
 def catalog_data(timezone: str) -> dict[str, Any]:
-    text = resources.files("lifecycle").joinpath("default_catalog.toml").read_text("utf-8")
+    text = resources.files("lifecycle.catalog").joinpath("default_catalog.toml").read_text("utf-8")
     data = tomllib.loads(text)
     data["timezone"] = timezone
     return data

@@ -1,10 +1,11 @@
-"""The import names of SPEC section 6, and nothing else."""
+"""The import names of SPEC sections 6 and 8, and nothing else."""
 
 import lifecycle as lc
 
 SPEC_NAMES = {
     "Catalog",
     "CatalogError",
+    "CatalogVersions",
     "Decision",
     "IdempotencyConflict",
     "InvalidInput",

@@ -23,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from lifecycle.catalog import Catalog, Edition, TrialPackage
+from lifecycle.catalog import AnyCatalog, Edition, TrialPackage
 from lifecycle.clock import Clock
 from lifecycle.errors import InvalidInput
 from lifecycle.history import ARGUMENTS, History, MemoryHistory, namespace
@@ -161,7 +161,7 @@ def dump(sub: Subscription, *, history: bool = True, usage: bool = True) -> dict
 def load(
     cls: type[Subscription],
     record: Mapping[str, Any],
-    catalog: Catalog,
+    catalog: AnyCatalog,
     clock: Clock,
     *,
     history: History | None = None,
@@ -350,6 +350,12 @@ def _names(value: object, where: str, name: str, memo: Memo) -> object:
     return value
 
 
+def _version(value: object, where: str, name: str, memo: Memo) -> object:
+    if type(value) is not str or len(value) > 255:
+        raise f.bad(f"{where}.{name}", "expected the catalog version's name, or an empty string")
+    return value
+
+
 DETAILS: Mapping[str, Mapping[str, Callable[[object, str, str, Memo], object]]] = {
     "purchase_trial": {
         "amount": _figure,
@@ -357,6 +363,7 @@ DETAILS: Mapping[str, Mapping[str, Callable[[object, str, str, Memo], object]]] 
         "trial_end": _moment,
         "forfeited": _figure,
         "excluded_features": _names,
+        "version": _version,
     },
     "subscribe": {
         "edition": _name,
@@ -367,6 +374,7 @@ DETAILS: Mapping[str, Mapping[str, Callable[[object, str, str, Memo], object]]] 
         "forfeited": _figure,
         "rank": _rank,
         "features": _names,
+        "version": _version,
     },
     "buy_addon": {
         "package": _name,
@@ -374,6 +382,7 @@ DETAILS: Mapping[str, Mapping[str, Callable[[object, str, str, Memo], object]]] 
         "credits": _figure,
         "valid_until": _moment,
         "forfeited": _figure,
+        "version": _version,
     },
     "unsubscribe": {"amount": _figure, "forfeited": _figure},
     "trial_ended": {"lapsed": _figure},

@@ -20,7 +20,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from lifecycle.catalog import Catalog
+from lifecycle.catalog import AnyCatalog
 from lifecycle.clock import Clock
 from lifecycle.errors import (
     InvalidInput,
@@ -50,7 +50,7 @@ class Codec:
     differs from it and is parsed afresh.
     """
 
-    def __init__(self, catalog: Catalog, clock: Clock, lock_timeout: timedelta) -> None:
+    def __init__(self, catalog: AnyCatalog, clock: Clock, lock_timeout: timedelta) -> None:
         self.catalog = catalog
         self.clock = clock
         self.lock_timeout = lock_timeout

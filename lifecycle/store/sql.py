@@ -185,6 +185,15 @@ failures_of = sa.select(S.customer_id, S.sweep_failures).where(
     S.customer_id.in_(P("customers", expanding=True))
 )
 
+# --- who holds what (lifecycle catalog diff --db) ---------------------------------
+
+holding = sa.select(S.customer_id, S.record).where(
+    S.state.in_(("enterprise-active", "quota-exhausted-payg")),
+    S.record.like(P("pattern")),
+)
+"""Customers inside an Enterprise period whose record names ``pattern``: those who
+may hold an edition or add-on a new version changes."""
+
 # --- the outbox ---------------------------------------------------------------
 
 _pending = sa.and_(Q.delivered_at.is_(None), Q.dead_at.is_(None))

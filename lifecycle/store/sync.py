@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lifecycle import inputs
-from lifecycle.catalog import Catalog, default_catalog
+from lifecycle.catalog import AnyCatalog, Catalog, CatalogVersions, default_catalog
 from lifecycle.clock import Clock, aware, read_clock, utc_now
 from lifecycle.errors import InvalidInput, SchemaMismatch, StoreMisuse, UnknownCustomer
 from lifecycle.store import core, migrate, outbox, sql, sweep
@@ -42,16 +42,18 @@ again the rows delivered before it."""
 
 
 def _options(
-    catalog: Catalog | None,
+    catalog: AnyCatalog | None,
     clock: Clock | None,
     lock_timeout: timedelta,
     outbox_retention: timedelta,
     max_attempts: int,
-) -> tuple[Catalog, Clock]:
+) -> tuple[AnyCatalog, Clock]:
     if catalog is None:
         catalog = default_catalog()
-    elif not isinstance(catalog, Catalog):
-        raise InvalidInput("catalog", f"expected a Catalog, got {type(catalog).__name__}")
+    elif not isinstance(catalog, Catalog | CatalogVersions):
+        raise InvalidInput(
+            "catalog", f"expected a Catalog or CatalogVersions, got {type(catalog).__name__}"
+        )
     if clock is None:
         clock = utc_now
     elif not callable(clock):
@@ -159,7 +161,7 @@ class SqlStore:
         self,
         url: str | sa.URL,
         *,
-        catalog: Catalog | None = None,
+        catalog: AnyCatalog | None = None,
         clock: Clock | None = None,
         lock_timeout: timedelta = timedelta(seconds=10),
         outbox_retention: timedelta = timedelta(days=7),

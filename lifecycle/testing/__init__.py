@@ -20,10 +20,10 @@ except ImportError:  # pragma: no cover - the kit works without pytest
     pass
 else:
     from lifecycle.testing.plugin import (  # noqa: F401
+        _lifecycle_server,
         lifecycle_catalog,
         lifecycle_clock,
         lifecycle_store,
         lifecycle_test_clock,
         pytest_addoption,
     )
-    from lifecycle.testing.plugin import _lifecycle_server  # noqa: F401

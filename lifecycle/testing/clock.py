@@ -59,9 +59,9 @@ def _aware(value: object, name: str) -> datetime:
     if not isinstance(value, datetime):
         raise ValueError(f"{name}: expected an aware datetime, got {type(value).__name__}")
     if value.utcoffset() is None:
-        raise ValueError(
-            f"{name}: {value.isoformat()} is naive; pass datetime(..., tzinfo=...)"
-        )
+        raise ValueError(f"{name}: {value.isoformat()} is naive; pass datetime(..., tzinfo=...)")
     if not FIRST_YEAR <= value.year <= LAST_YEAR:
-        raise ValueError(f"{name}: {value.isoformat()} is outside the years {FIRST_YEAR}-{LAST_YEAR}")
+        raise ValueError(
+            f"{name}: {value.isoformat()} is outside the years {FIRST_YEAR}-{LAST_YEAR}"
+        )
     return value

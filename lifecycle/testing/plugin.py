@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lifecycle.catalog import Catalog, default_catalog, load_catalog
+from lifecycle.catalog import AnyCatalog, default_catalog, load_catalog
 from lifecycle.testing.clock import ManualClock
 from lifecycle.testing.testclock import TestClock
 
@@ -49,7 +49,7 @@ def lifecycle_clock() -> ManualClock:
 
 
 @pytest.fixture
-def lifecycle_catalog(request: pytest.FixtureRequest) -> Catalog:
+def lifecycle_catalog(request: pytest.FixtureRequest) -> AnyCatalog:
     """The default catalog, or the one named by --lifecycle-catalog."""
     path = request.config.getoption("--lifecycle-catalog")
     return default_catalog() if path is None else load_catalog(path)
@@ -82,7 +82,7 @@ def lifecycle_store(
     _lifecycle_server: str | None,
     tmp_path: Path,
     lifecycle_clock: ManualClock,
-    lifecycle_catalog: Catalog,
+    lifecycle_catalog: AnyCatalog,
 ) -> Iterator[object]:
     """A SqlStore on fresh tables, reading lifecycle_clock."""
     from lifecycle.store import SqlStore

@@ -51,8 +51,11 @@ Guards and refusal order
           edition/package/meter, bad quantity, bad term_months -> invalid);
        2. idempotency key lookup (replay -> first result; different
           arguments -> conflict);
-       3. order check (at < mark -> out_of_order);
-       4. timed transitions due by `at` are applied (on a scratch copy);
+       3. order check (at < mark -> out_of_order, unless within the
+          late-arrival allowance: then the operation takes effect at the
+          mark, A36-A37);
+       4. timed transitions due by the effective `at` are applied (on a
+          scratch copy);
        5. state/rule guards (rule).
      So an invalid argument beats an idempotency conflict, and a key seen
      before beats both the order check and any rule.
@@ -110,7 +113,8 @@ Time
      wall-clock time, re-attach the zone (fold=0; Asia/Shanghai has no
      DST today, historic DST gaps are not handled specially).  End instants
      are kept in the catalog zone; all comparisons are by instant.
- A22. Operations at exactly the mark are allowed (only strictly earlier is
+ A22. Operations at exactly the mark are allowed (only strictly earlier,
+     and then only beyond the late-arrival allowance, A36, is
      out_of_order).  advance(at) is an operation: it moves the mark, it can
      be out_of_order, it takes no key, and returns the list of transition
      records it applied (possibly empty).  Each record's `at` is the
@@ -195,10 +199,49 @@ Errors
      "invalid.datetime".
 
 History
- A35. `history` (list of dicts seq/at/trigger/source/dest/key/details) gets
+ A35. `history` (list of dicts seq/at/requested_at/trigger/source/dest/key/
+     details, A40) gets
      an entry for every purchase, unsubscribe and timed / exhaustion
      transition; record_usage adds one only when it exhausts credits, and
      advance adds only the timed transitions.  It is informative only.
+
+Late arrivals (SPEC section 8, amends section 5)
+ A36. The allowance is the catalog's `late_arrival_minutes` (absent -> 60),
+     read from the catalog dict like `idempotency_window_days`.  It must be
+     an int >= 0 (bool refused) and strictly shorter than the idempotency
+     window; otherwise the constructor raises ValueError (the model's
+     stand-in for the library's CatalogError).  0 is today's strict order,
+     exactly: every `at` < mark is out_of_order.
+ A37. With mark set and at < mark: mark - at <= allowance -> applied with
+     effective time = the mark; mark - at > allowance -> out_of_order (and
+     nothing changes).  at >= mark is unchanged (effective time = at).  The
+     boundary is inclusive: exactly `allowance` behind is still applied.
+ A38. A late operation behaves exactly as if it had been called with
+     at = mark: timed transitions due by the mark (already applied when the
+     mark was set) are applied, every guard uses the effective time (the
+     once-per-calendar-month trial rule looks at the mark's month; a trial
+     end / period end is computed from the mark), and the mark does not
+     move.  A read at a time between `at` and the mark does not see it
+     (its effect starts at the mark; snapshots are keyed by effective time).
+ A39. The idempotency lookup (A9 step 2) still comes first: a seen key is
+     replayed (or a conflict) whatever its `at`, even far beyond the
+     allowance; a replay returns the first result, including the first
+     call's `at` and `requested_at`.  A late usage's key is remembered with
+     its effective `at` (the mark), and A18's forgetting counts the window
+     from that effective `at`.  Since the allowance is shorter than the
+     window, a forgotten usage retried with its own `at` is still
+     out_of_order, never applied twice.
+ A40. Results and history carry both instants: every receipt / settlement
+     dict has `at` (effective) and `requested_at` (the caller's `at`; equal
+     to `at` when not late).  History entries of the operation itself, and
+     of an exhaustion it causes (A24), have `at` = effective time and
+     `requested_at` = the caller's `at`; timed transitions (applied along
+     the way or by advance) have `requested_at` equal to their own `at`.
+ A41. advance(at) is an operation too: behind the mark within the allowance
+     it is a no-op at the mark (nothing is due there that was not already
+     applied, so it returns []); further behind, out_of_order.
+ A42. Reads (state_at, remaining_credits, authorize) are unchanged.  The
+     SPEC's `sweep(now)` allowance (store level) is outside this model.
 """
 
 from __future__ import annotations
@@ -413,6 +456,14 @@ class RefSub:
         self.cat = catalog
         self.tz = ZoneInfo(catalog["timezone"])
         self.window = timedelta(days=int(catalog.get("idempotency_window_days", 7)))
+        late = catalog.get("late_arrival_minutes", 60)
+        if isinstance(late, bool) or not isinstance(late, int) or late < 0:
+            raise ValueError("catalog: late_arrival_minutes must be an int >= 0")
+        self.late = timedelta(minutes=late)
+        if self.late >= self.window:
+            raise ValueError(
+                "catalog: late_arrival_minutes must be shorter than idempotency_window_days"
+            )
         self._core = _Core()
         self._mark: datetime | None = None
         # key -> {"op", "args", "result", "at", "usage": bool}
@@ -487,10 +538,13 @@ class RefSub:
 
     @staticmethod
     def _log(log, at, trigger, source, dest, key, details):
+        # requested_at defaults to `at`; _run overwrites it for the entries the
+        # operation itself logs (A40).
         if log is not None:
             log.append(
                 {
                     "at": at,
+                    "requested_at": at,
                     "trigger": trigger,
                     "source": source,
                     "dest": dest,
@@ -500,24 +554,36 @@ class RefSub:
             )
 
     # ------------------------------------------------------------------ op runner
+    def _effective(self, at: datetime) -> datetime:
+        """The instant an operation requested at `at` takes effect (A37)."""
+        if self._mark is None or at >= self._mark:
+            return at
+        if self._mark - at <= self.late:
+            return self._mark
+        raise RefError("out_of_order", "out_of_order")
+
     def _run(self, op: str, key: str, args, at: datetime, body, usage: bool = False):
         seen = self._keys.get(key)
         if seen is not None:
             if seen["op"] == op and seen["args"] == args:
                 return copy.deepcopy(seen["result"])
             raise RefError("conflict", "idempotency.conflict")
-        if self._mark is not None and at < self._mark:
-            raise RefError("out_of_order", "out_of_order")
+        eff = self._effective(at)
         core = copy.deepcopy(self._core)
         log: list = []
-        self._apply_timed(core, at, log)
-        result = body(core, at, log)  # may raise RefError: nothing committed
-        self._commit(core, at, log)
+        self._apply_timed(core, eff, log)
+        timed = len(log)
+        result = body(core, eff, log)  # may raise RefError: nothing committed
+        for entry in log[timed:]:
+            entry["requested_at"] = at
+        result["at"] = eff
+        result["requested_at"] = at
+        self._commit(core, eff, log)
         self._keys[key] = {
             "op": op,
             "args": args,
             "result": copy.deepcopy(result),
-            "at": at,
+            "at": eff,
             "usage": usage,
         }
         self._prune()
@@ -736,12 +802,11 @@ class RefSub:
 
     def advance(self, at):
         _check_at(at)
-        if self._mark is not None and at < self._mark:
-            raise RefError("out_of_order", "out_of_order")
+        eff = self._effective(at)  # late within the allowance: a no-op at the mark (A41)
         core = copy.deepcopy(self._core)
         log: list = []
-        self._apply_timed(core, at, log)
-        self._commit(core, at, log)
+        self._apply_timed(core, eff, log)
+        self._commit(core, eff, log)
         self._prune()
         return copy.deepcopy(log)
 

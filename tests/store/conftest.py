@@ -18,7 +18,6 @@ import sqlalchemy as sa
 import lifecycle as lc
 from lifecycle.store import SqlStore
 
-from tests.conftest import ADMIN_URL
 TABLES = (
     "lifecycle_schema",
     "lifecycle_subscriptions",

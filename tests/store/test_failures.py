@@ -17,9 +17,9 @@ import sqlalchemy as sa
 
 import lifecycle as lc
 from lifecycle.store import SqlStore, StoreUnavailable
-from tests.conftest import sh
+from tests.conftest import ADMIN_URL, sh
 from tests.store import workers
-from tests.store.conftest import ADMIN_URL, count
+from tests.store.conftest import count
 
 D = Decimal
 SPAWN = multiprocessing.get_context("spawn")

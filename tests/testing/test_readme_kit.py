@@ -13,7 +13,9 @@ README = Path(__file__).parents[2] / "README.md"
 
 def readme_file(name: str) -> str:
     text = README.read_text(encoding="utf-8")
-    found = re.search(rf"<!-- readme-test: {re.escape(name)} -->\n```python\n(.*?)\n```", text, re.S)
+    found = re.search(
+        rf"<!-- readme-test: {re.escape(name)} -->\n```python\n(.*?)\n```", text, re.S
+    )
     assert found, f"README.md has no block marked readme-test: {name}"
     return found.group(1)
 
@@ -38,7 +40,9 @@ def test_a_catalog_option_and_a_postgresql_server(pytester: pytest.Pytester, pg_
     """--lifecycle-catalog loads the catalog given; --lifecycle-db runs the store on a
     database created on that server for the run (and dropped after it)."""
     catalog = pytester.path / "catalog.toml"
-    source = (Path(__file__).parents[2] / "lifecycle" / "default_catalog.toml").read_text()
+    source = (
+        Path(__file__).parents[2] / "lifecycle" / "catalog" / "default_catalog.toml"
+    ).read_text()
     catalog.write_text(source.replace('credits = "2000"', 'credits = "3000"', 1))
     pytester.makepyfile(
         test_options="""

@@ -104,7 +104,7 @@ def test_a_customer_the_sweep_fails_on_fails_the_advance(store: SqlStore) -> Non
         sub.purchase_trial(order_id="o-1")
     with store.engine.begin() as connection:
         connection.exec_driver_sql("UPDATE lifecycle_subscriptions SET record = '{}'")
-    with pytest.raises(TestClockError, match="c: record.invalid"):
+    with pytest.raises(TestClockError, match=r"c: record\.invalid"):
         test_clock.advance(timedelta(days=40))
 
 

@@ -1,10 +1,11 @@
-"""The catalog: prices, quotas and names as data, validated at load.
+"""Reading a catalog: TOML or a dict, validated into frozen objects.
 
 A catalog is read from TOML (``load_catalog``) or a dict
-(``Catalog.from_dict``) into frozen objects. Anything wrong fails here, with a
-``CatalogError`` naming the key, never later in the middle of an operation.
-Unknown keys are errors too: a misspelt ``credit_rat`` must not silently fall
-back to a default.
+(``Catalog.from_dict``). Anything wrong fails here, with a ``CatalogError``
+naming the key, never later in the middle of an operation. Unknown keys are
+errors too: a misspelt ``credit_rat`` must not silently fall back to a
+default. A directory of TOML files is a sequence of versions
+(``CatalogVersions``).
 """
 
 from __future__ import annotations
@@ -13,151 +14,34 @@ import functools
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from importlib import resources
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import attrs
-
-from lifecycle.errors import CatalogError, InvalidInput
-from lifecycle.money import MONEY, in_range
-
-
-@attrs.frozen
-class TrialPackage:
-    """The monthly feature trial package (FAQ Q2)."""
-
-    price: Decimal
-    credits: Decimal
-    validity_months: int
-    excluded_features: frozenset[str]
+from lifecycle.catalog.model import AddonPackage, Catalog, Edition, Meter, TrialPackage
+from lifecycle.catalog.versions import CatalogVersions
+from lifecycle.clock import FIRST_YEAR, LAST_YEAR
+from lifecycle.errors import CatalogError
+from lifecycle.money import in_range
 
 
-@attrs.frozen
-class Edition:
-    """An Enterprise Edition; ``rank`` orders editions ("Standard and higher")."""
-
-    name: str
-    rank: int
-    price: Decimal
-    credits: Decimal
-    features: frozenset[str]
-
-
-@attrs.frozen
-class AddonPackage:
-    """A subscription add-on package: extra credits for the current period (Q1, Q6)."""
-
-    name: str
-    price: Decimal
-    credits: Decimal
-
-
-@attrs.frozen
-class Meter:
-    """What usage is measured in: one unit costs ``credit_rate`` credits.
-
-    ``min_edition`` is the lowest edition whose credits may pay for it;
-    ``payg_without_subscription`` bills it pay-as-you-go wherever credits may
-    not pay (Real-time Conversational AI, Q7).
-    """
-
-    name: str
-    feature: str
-    credit_rate: Decimal
-    payg_price: Decimal
-    min_edition: str | None = None
-    payg_without_subscription: bool = False
-
-
-@attrs.frozen(eq=False)
-class Catalog:
-    """A validated catalog. Build one with ``from_dict`` or ``load_catalog``."""
-
-    currency: str
-    timezone: str
-    idempotency_window_days: int
-    trial: TrialPackage
-    editions: Mapping[str, Edition]
-    addons: Mapping[str, AddonPackage]
-    meters: Mapping[str, Meter]
-    source: str | None = None
-    late_arrival_minutes: int = 60
-    zone: ZoneInfo = attrs.field(init=False, repr=False)
-    window: timedelta = attrs.field(init=False, repr=False)
-    late_arrival: timedelta = attrs.field(init=False, repr=False)
-    features: frozenset[str] = attrs.field(init=False, repr=False)
-    trial_price: str = attrs.field(init=False, repr=False)
-    _by_feature: Mapping[str, Meter] = attrs.field(init=False, repr=False)
-
-    def __attrs_post_init__(self) -> None:
-        # Derived once here so no operation pays for them.
-        object.__setattr__(self, "zone", ZoneInfo(self.timezone))
-        object.__setattr__(self, "window", timedelta(days=self.idempotency_window_days))
-        object.__setattr__(self, "late_arrival", timedelta(minutes=self.late_arrival_minutes))
-        features = frozenset().union(*(e.features for e in self.editions.values()))
-        object.__setattr__(self, "features", features)
-        price = MONEY.to_sci_string(self.trial.price)
-        object.__setattr__(self, "trial_price", f"{self.currency} {price}")
-        by_feature: dict[str, Meter] = {}
-        for meter in self.meters.values():
-            by_feature.setdefault(meter.feature, meter)
-        object.__setattr__(self, "_by_feature", MappingProxyType(by_feature))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Catalog:
-        """Validate ``data`` (the TOML's structure) into a catalog."""
-        return _parse(data, source)
-
-    def edition(self, name: object) -> Edition:
-        """The edition called ``name``, or ``InvalidInput`` (``catalog.unknown_edition``)."""
-        return _lookup(self.editions, name, "edition", "catalog.unknown_edition")
-
-    def addon(self, name: object) -> AddonPackage:
-        """The add-on package called ``name``, or ``InvalidInput``."""
-        return _lookup(self.addons, name, "package", "catalog.unknown_package")
-
-    def meter(self, name: object) -> Meter:
-        """The meter called ``name``, or ``InvalidInput`` (``catalog.unknown_meter``)."""
-        return _lookup(self.meters, name, "meter", "catalog.unknown_meter")
-
-    def feature(self, name: object) -> str:
-        """``name`` if it is a feature of some edition, else ``InvalidInput``."""
-        if isinstance(name, str) and name in self.features:
-            return name
-        raise InvalidInput(
-            "feature",
-            f"{name!r} is not in the catalog; known: {', '.join(sorted(self.features))}",
-            code="catalog.unknown_feature",
-        )
-
-    def meter_for(self, feature: str) -> Meter | None:
-        """The meter that bills ``feature``, or None for a feature with no meter."""
-        return self._by_feature.get(feature)
-
-    def rank(self, edition: str) -> int:
-        return self.editions[edition].rank
-
-
-T = TypeVar("T")
-
-
-def _lookup(table: Mapping[str, T], name: object, field: str, code: str) -> T:
-    if isinstance(name, str) and name in table:
-        return table[name]
-    raise InvalidInput(
-        field,
-        f"{name!r} is not in the catalog; known: {', '.join(sorted(table))}",
-        code=code,
-    )
-
-
-def load_catalog(path: str | os.PathLike[str]) -> Catalog:
-    """Read and validate the TOML catalog at ``path``."""
+def load_catalog(path: str | os.PathLike[str]) -> Catalog | CatalogVersions:
+    """Read and validate the TOML catalog at ``path``: a file is one ``Catalog``; a
+    directory is every ``*.toml`` in it, as one ``CatalogVersions``."""
     source = os.fspath(path)
+    if os.path.isdir(source):
+        files = sorted(Path(source).glob("*.toml"))
+        if not files:
+            raise CatalogError("<directory>", "holds no *.toml catalog", source=source)
+        return CatalogVersions([_load_file(os.fspath(file)) for file in files])
+    return _load_file(source)
+
+
+def _load_file(source: str) -> Catalog:
     try:
         with open(source, "rb") as file:
             data = tomllib.load(file)
@@ -166,14 +50,14 @@ def load_catalog(path: str | os.PathLike[str]) -> Catalog:
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) else str(error)
         raise CatalogError("<file>", f"cannot read: {reason}", source=source) from None
-    return _parse(data, source)
+    return parse(data, source)
 
 
 @functools.cache
 def default_catalog() -> Catalog:
     """The catalog shipped in the package: the FAQ's trial and rules, placeholder figures."""
-    text = resources.files("lifecycle").joinpath("default_catalog.toml").read_text("utf-8")
-    return _parse(tomllib.loads(text), "lifecycle/default_catalog.toml")
+    text = resources.files("lifecycle.catalog").joinpath("default_catalog.toml").read_text("utf-8")
+    return parse(tomllib.loads(text), "lifecycle/catalog/default_catalog.toml")
 
 
 # --- validation -------------------------------------------------------------
@@ -269,14 +153,19 @@ class _Reader:
             self.fail(unknown[0], "is not a catalog key (misspelt?)")
 
 
-def _parse(data: Mapping[str, Any], source: str | None) -> Catalog:
+def parse(data: Mapping[str, Any], source: str | None) -> Catalog:
+    """``data`` (a TOML document's structure) as a validated catalog."""
     root = _Reader(data, "", source)
     currency = root.text("currency")
     timezone = root.text("timezone", "Asia/Shanghai")
     try:
-        ZoneInfo(timezone)
+        zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         root.fail("timezone", f"{timezone!r} is not a known IANA time zone")
+    version = root.get("version", None)
+    if version is not None and (not isinstance(version, str) or not version.strip()):
+        root.fail("version", f"expected a non-empty string, got {version!r}")
+    effective_from = _instant(root, "effective_from", zone)
     window = root.integer("idempotency_window_days", 7, minimum=1, maximum=3660)
     late = root.integer("late_arrival_minutes", 60, minimum=0, maximum=3660 * 24 * 60)
     if late >= window * 24 * 60:
@@ -356,12 +245,31 @@ def _parse(data: Mapping[str, Any], source: str | None) -> Catalog:
         timezone=timezone,
         idempotency_window_days=window,
         late_arrival_minutes=late,
+        version=version,
+        effective_from=effective_from,
         trial=trial,
         editions=MappingProxyType(editions),
         addons=MappingProxyType(addons),
         meters=MappingProxyType(meters),
         source=source,
     )
+
+
+def _instant(root: _Reader, name: str, zone: ZoneInfo) -> datetime | None:
+    """A TOML date-time: local (read in the catalog's zone), with an offset, or a
+    date (midnight, local)."""
+    value = root.get(name, None)
+    if value is None:
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime.combine(value, time(0))
+    if not isinstance(value, datetime):
+        root.fail(name, f"expected a TOML date-time such as 2026-07-01T00:00:00, got {value!r}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        root.fail(name, f"{value.isoformat()} is out of range")
+    return value.astimezone(ZoneInfo("UTC"))
 
 
 def _known(
