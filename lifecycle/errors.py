@@ -144,9 +144,11 @@ class ReadOnly(LifecycleError):
 
 
 class StoreError(LifecycleError):
-    """Base of the errors a store raises."""
+    """Base of the errors a store raises; ``retryable`` says whether trying the same
+    request again may succeed."""
 
     code = "store.error"
+    retryable = False
 
 
 class StoreUnavailable(StoreError):
@@ -157,11 +159,17 @@ class StoreUnavailable(StoreError):
     code = "store.unavailable"
     retryable = True
 
-    def __init__(self, operation: str, cause: BaseException) -> None:
+    def __init__(
+        self,
+        operation: str,
+        cause: BaseException,
+        *,
+        consequence: str = "nothing was committed",
+    ) -> None:
         self.operation = operation
         detail = str(getattr(cause, "orig", None) or cause).strip().splitlines()
         reason = detail[0] if detail else type(cause).__name__
-        super().__init__(f"{operation}: the database failed ({reason}); nothing was committed")
+        super().__init__(f"{operation}: the database failed ({reason}); {consequence}")
 
 
 class LockTimeout(StoreError):

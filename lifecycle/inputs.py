@@ -32,11 +32,13 @@ def identifier(value: object, field: str, code: str = "input.bad_key") -> str:
             code=code,
         )
     for index, char in enumerate(value):
-        if unicodedata.category(char) in ("Cc", "Cs"):
+        kind = unicodedata.category(char)
+        if kind in ("Cc", "Cs"):
+            what = "control character" if kind == "Cc" else "unpaired surrogate"
             raise InvalidInput(
                 field,
-                f"holds the control character {char!r} at position {index}; "
-                "ids and keys hold printable text only",
+                f"holds the {what} {char!r} at position {index}; ids and keys hold text "
+                "a database can store, with no control characters",
                 code=code,
             )
     return str(value)  # printable or not, nothing a database refuses

@@ -12,7 +12,7 @@ copying the history or the idempotency keys.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -93,6 +93,7 @@ class Subscription:
     """
 
     __slots__ = (
+        "_ahead",
         "_clock",
         "_history",
         "_keys",
@@ -115,6 +116,9 @@ class Subscription:
     _history: History
     _keys: UsageKeys
     _read_only: str | None
+    _ahead: timedelta | None
+    """How far ahead of the clock an operation's time may be: set by a store, whose
+    clock is the fleet's; None (a subscription alone) leaves time to the caller."""
 
     def __init__(self, customer_id: str, catalog: AnyCatalog, clock: Clock) -> None:
         # Trusts its arguments: `new` and `from_record` validate them first.
@@ -128,6 +132,7 @@ class Subscription:
         self._history = MemoryHistory()
         self._keys = MemoryKeys()
         self._read_only = None
+        self._ahead = None
 
     @classmethod
     def new(
@@ -153,6 +158,7 @@ class Subscription:
         twin._ledger = self._ledger
         twin._mark = self._mark
         twin._seq = self._seq
+        twin._ahead = self._ahead
         if isinstance(self._history, MemoryHistory):
             twin._history = self._history.copy()
         return twin
@@ -595,6 +601,16 @@ class Subscription:
         ``late_arrival_minutes`` takes effect at the mark; further behind, it is
         ``OutOfOrder`` and nothing changes.
         """
+        if self._ahead is not None:
+            now = read_clock(self._clock)
+            if asked > now + self._ahead:
+                raise InvalidInput(
+                    "at" if operation != "advance" else "to",
+                    f"{asked.isoformat()} is later than the store's clock ({now.isoformat()}) "
+                    "by more than the late-arrival allowance: an operation cannot be dated in "
+                    "the future (pass at=None to let the store read its clock)",
+                    code="input.in_the_future",
+                )
         mark = self._mark
         when = asked
         if mark is not None and asked < mark:

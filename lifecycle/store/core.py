@@ -114,6 +114,7 @@ class Held:
     keys: SqlKeys
     history: SqlHistory | None
     link: Link
+    rewrite: bool = False  # write the checkpoint even if nothing changed
 
     def release(self, reason: str) -> None:
         """After the write (or the rollback): the subscription only reads now."""
@@ -161,6 +162,7 @@ def held(
         lambda error: translate(error, "edit", customer_id, codec.lock_timeout),
     )
     sub, history = codec.decode(customer_id, record, seq, link)
+    sub._ahead = codec.catalog.late_arrival
     mark = sub.mark
     cutoff = None if mark is None else mark - codec.catalog.window
     keys = SqlKeys(link, cutoff, keys_from, None if hot is None else hot.key_by_id)
@@ -192,8 +194,11 @@ def write(
             entries: Sequence[Any] = one.history.pending
         else:
             entries = sub._history.entries()[one.stored :]
+        quiet = not keys and not entries and not one.rewrite
+        if quiet and not one.text and sub._mark is None:
+            continue  # a new customer that did nothing: not even worth a row
         text = codec.encode(sub)
-        if text == one.text and not keys and not entries:
+        if quiet and text == one.text:
             continue  # a read, or a retry answered from its key: nothing to write
         new_keys.extend(keys)
         rows = [history_row(one.customer_id, entry) for entry in entries]
@@ -215,7 +220,7 @@ def write(
         if remember:
             codec.remember(one.customer_id, text, sub)
         one.text, one.revision, one.stored = text, one.revision + 1, sub._seq
-        one.loaded = sub._seq
+        one.loaded, one.rewrite = sub._seq, False
         if one.history is not None:
             one.history.stored, one.history.pending = sub._seq, []
     bulk = hot.postgresql and len(updates) > 1
@@ -230,19 +235,36 @@ def write(
         else:
             connection.execute(sql.insert_outbox, messages)
     if len(updates) == 1 and len(new_keys) == 1 and hot.update_with_key is not None:
-        hot.update_with_key.run(connection, {**updates[0], **new_keys[0]})
+        written = len(hot.update_with_key.run(connection, {**updates[0], **new_keys[0]}))
     elif len(updates) == 1:
         for key in new_keys:
             hot.insert_key.run(connection, key)
-        hot.update.run(connection, updates[0])
+        written = len(hot.update.run(connection, updates[0]))
     elif updates:
         if new_keys:
             connection.execute(sql.insert_key, new_keys)
         if bulk:
-            connection.execute(sql.bulk_update_subscriptions, sql.as_json(updates))
+            result = connection.execute(sql.bulk_update_subscriptions, sql.as_json(updates))
         else:
-            connection.execute(sql.update_subscription, updates)
+            result = connection.execute(sql.update_subscription, updates)
+        written = result.rowcount
+    else:
+        written = 0
+    if written != len(updates):
+        raise StoreMisuse(
+            "a customer was changed by another transaction while this one held it: the "
+            "lock was lost (did the transaction end inside the edit?); nothing of this "
+            "edit is written",
+            code="store.no_transaction",
+        )
     return len(updates)
+
+
+def forget_if_new(connection: Connection, one: Held) -> None:
+    """An edit that created its customer and did nothing leaves no row: a read
+    through ``edit`` of a mistyped id does not make a customer of it."""
+    if not one.text and one.revision == 0:
+        connection.execute(sql.forget_new, {"customer_id": one.customer_id})
 
 
 # --- the connection a caller hands in -----------------------------------------
@@ -293,6 +315,13 @@ def translate(
     message = str(orig if orig is not None else error).lower()
     if sqlstate == "55P03" or "database is locked" in message or "table is locked" in message:
         return LockTimeout(customer_id, lock_timeout.total_seconds())
+    if sqlstate == "25P02":
+        return StoreMisuse(
+            f"{operation}: the transaction was aborted by a statement that failed inside "
+            "it (PostgreSQL then refuses every other statement); roll it back, or put a "
+            "SAVEPOINT around a statement you expect may fail",
+            code="store.no_transaction",
+        )
     if sqlstate == "42P01" or "no such table" in message:
         return SchemaMismatch(
             "the lifecycle tables are missing from this database: call "

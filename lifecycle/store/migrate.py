@@ -92,7 +92,7 @@ def _add(connection: Connection, table: sa.Table, name: str) -> None:
 
 def _upgrade_1(connection: Connection) -> None:
     """Version 1 to 2: the tables and columns that version 2 added."""
-    for name in ("seq", "sweep_after", "sweep_failures"):
+    for name in ("seq", "sweep_after", "sweep_failures", "sweep_error"):
         _add(connection, subscriptions, name)
     connection.exec_driver_sql("DROP INDEX ix_lifecycle_subscriptions_due_at")
     connection.exec_driver_sql("DROP INDEX ix_lifecycle_outbox_undelivered")
@@ -159,7 +159,7 @@ def convert(
             failures.append((customer_id, str(error)))
             log.warning("lifecycle: record of %r left at version 1: %s", customer_id, error)
             continue
-        one.text = ""  # a version 1 record: written again, as version 2, whatever it did
+        one.rewrite = True  # a version 1 record: written again, as version 2
         holds.append(one)
     core.write(connection, hot, codec, holds, remember=False)
     return len(holds), failures, rows[-1][0] if len(rows) == batch else None

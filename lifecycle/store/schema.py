@@ -65,6 +65,7 @@ subscriptions = sa.Table(
     # a sweep that failed on this customer leaves it until then
     sa.Column("sweep_after", UTCDateTime, nullable=True),
     sa.Column("sweep_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("sweep_error", sa.Text, nullable=True),
     sa.Index(
         "ix_lifecycle_subscriptions_due_at",
         "due_at",

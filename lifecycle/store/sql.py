@@ -52,7 +52,7 @@ insert_key = sa.insert(usage_keys).values(
 )
 update_subscription = (
     sa.update(subscriptions)
-    .where(S.customer_id == P("customer"))
+    .where(S.customer_id == P("customer"), S.revision == P("revision") - 1)
     .values(
         record=P("record"),
         state=P("state"),
@@ -63,9 +63,14 @@ update_subscription = (
         seq=P("seq"),
         sweep_after=sa.null(),
         sweep_failures=sa.literal_column("0"),
+        sweep_error=sa.null(),
     )
 )
-update_with_key = update_subscription.add_cte(insert_key.cte("new_key"))
+"""A customer's checkpoint, written only over the revision its edit read: the row
+lock makes that certain, and the guard makes a lost lock an error, not a lost
+update."""
+update_one = update_subscription.returning(S.customer_id)
+update_with_key = update_one.add_cte(insert_key.cte("new_key"))
 """PostgreSQL only: the usual edit, one usage, writes its key and the
 subscription in one round trip (a data-modifying CTE)."""
 
@@ -87,9 +92,9 @@ _TRANSITION_COLUMNS = (
 bulk_update_subscriptions = sa.text(
     "UPDATE lifecycle_subscriptions AS s SET record = v.record, state = v.state, "
     "due_at = v.due_at, mark = v.mark, revision = v.revision, keys_from = v.keys_from, "
-    "seq = v.seq, sweep_after = NULL, sweep_failures = 0 "
+    "seq = v.seq, sweep_after = NULL, sweep_failures = 0, sweep_error = NULL "
     f"FROM json_to_recordset(CAST(:rows AS json)) AS v({_SUBSCRIPTION_COLUMNS}) "
-    "WHERE s.customer_id = v.customer"
+    "WHERE s.customer_id = v.customer AND s.revision = v.revision - 1"
 )
 bulk_insert = {
     table: sa.text(
@@ -179,8 +184,21 @@ set_keys_from = (
 sweep_failed = (
     sa.update(subscriptions)
     .where(S.customer_id == P("customer"))
-    .values(sweep_after=P("sweep_after"), sweep_failures=S.sweep_failures + 1)
+    .values(
+        sweep_after=P("sweep_after"),
+        sweep_failures=S.sweep_failures + 1,
+        sweep_error=P("error"),
+    )
 )
+failing = (
+    sa.select(S.customer_id, S.sweep_failures, S.sweep_after, S.sweep_error)
+    .where(S.sweep_failures > 0)
+    .order_by(S.sweep_failures.desc(), S.customer_id)
+)
+forget_new = sa.delete(subscriptions).where(
+    S.customer_id == P("customer_id"), S.record == "", S.revision == 0
+)
+"""An edit that created a customer and did nothing leaves no row behind."""
 failures_of = sa.select(S.customer_id, S.sweep_failures).where(
     S.customer_id.in_(P("customers", expanding=True))
 )
@@ -380,5 +398,5 @@ class HotPath:
         self.create = Prepared(create["postgresql" if self.postgresql else "sqlite"], dialect)
         self.key_by_id = Prepared(key_by_id, dialect)
         self.insert_key = Prepared(insert_key, dialect)
-        self.update = Prepared(update_subscription, dialect)
+        self.update = Prepared(update_one, dialect)
         self.update_with_key = Prepared(update_with_key, dialect) if self.postgresql else None

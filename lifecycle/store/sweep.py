@@ -105,7 +105,7 @@ def due(
             if at is not None and at <= cut:
                 applied += len(one.sub.advance(at))
             elif at != due_at:
-                one.text = ""  # the column disagrees with the record: write it again
+                one.rewrite = True  # the column disagrees with the record: write it again
         except core.DATABASE_ERRORS:
             raise
         except Exception as error:
@@ -196,10 +196,30 @@ def _postpone(connection: Connection, now: datetime, failures: Sequence[SweepFai
         sql.sweep_failed,
         [
             {
-                "customer": customer,
-                "sweep_after": now
-                + min(RETRY_AFTER[0] * 2 ** min(counts.get(customer, 0), 16), RETRY_AFTER[1]),
+                "customer": failure.customer_id,
+                "sweep_after": now + _wait(counts.get(failure.customer_id, 0)),
+                "error": f"{failure.code}: {failure.message}"[:2000],
             }
-            for customer in customers
+            for failure in failures
         ],
     )
+
+
+def _wait(failures: int) -> timedelta:
+    longer: timedelta = RETRY_AFTER[0] * 2 ** min(failures, 16)
+    return min(longer, RETRY_AFTER[1])
+
+
+@attrs.frozen
+class FailingCustomer:
+    """A customer sweeps keep failing on: how often, when it is tried next, and the
+    last error (``code: message``)."""
+
+    customer_id: str
+    failures: int
+    retry_after: datetime | None
+    error: str | None
+
+
+def failing(connection: Connection) -> list[FailingCustomer]:
+    return [FailingCustomer(*row) for row in connection.execute(sql.failing)]

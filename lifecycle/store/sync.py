@@ -10,22 +10,28 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, RootTransaction
 
 from lifecycle import inputs
 from lifecycle.catalog import AnyCatalog, Catalog, CatalogVersions, default_catalog
 from lifecycle.clock import Clock, aware, read_clock, utc_now
-from lifecycle.errors import InvalidInput, SchemaMismatch, StoreMisuse, UnknownCustomer
+from lifecycle.errors import (
+    InvalidInput,
+    SchemaMismatch,
+    StoreMisuse,
+    StoreUnavailable,
+    UnknownCustomer,
+)
 from lifecycle.store import core, migrate, outbox, sql, sweep
 from lifecycle.store.outbox import DeadLetter, OutboxMessage
 from lifecycle.store.schema import SCHEMA_VERSION
-from lifecycle.store.sweep import SweepReport
+from lifecycle.store.sweep import FailingCustomer, SweepReport
 from lifecycle.subscription import Subscription
 from lifecycle.values import Transition
 
@@ -34,6 +40,9 @@ _EDITING: contextvars.ContextVar[frozenset[tuple[int, str]]] = contextvars.Conte
 )
 """The (store, customer) pairs this thread or task is editing, to refuse a nested
 edit at once instead of waiting for a lock it holds itself."""
+
+SETTLE_RETRIES = (0.05, 0.5, 2.0)
+"""Seconds to wait before each retry of recording a hand-out."""
 
 LOW_REFRESH = 10.0
 """Seconds between two looks for the oldest pending outbox message; in between,
@@ -179,6 +188,10 @@ class SqlStore:
         if self.is_sqlite:
             connect_args = engine_options.setdefault("connect_args", {})
             connect_args.setdefault("timeout", lock_timeout.total_seconds())
+        else:
+            # NOTE: after a server restart every pooled connection is dead; a ping at
+            # checkout replaces it instead of failing one request per connection.
+            engine_options.setdefault("pool_pre_ping", True)
         self.engine: Engine = sa.create_engine(parsed, **engine_options)
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", sqlite_connect(lock_timeout))
@@ -208,6 +221,12 @@ class SqlStore:
             yield
         except core.DATABASE_ERRORS as error:
             raise core.translate(error, operation, customer_id, self.lock_timeout) from error
+
+    def translated(self, operation: str = "database") -> AbstractContextManager[None]:
+        """Inside the block, a SQLAlchemy or driver error becomes the store's own
+        (``StoreUnavailable``, ``LockTimeout``...): for the statements an order
+        service runs itself in the transaction it hands to ``edit(connection=)``."""
+        return self._database(operation)
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -331,7 +350,21 @@ class SqlStore:
         delivered within the allowance is still settled inside the period. Reads
         show the transition at its own instant all the same.
         """
-        return self._sweep(aware(now, "now"), grace=self.catalog.late_arrival)
+        return self._sweep(self._not_ahead(aware(now, "now")), grace=self.catalog.late_arrival)
+
+    def _not_ahead(self, now: datetime) -> datetime:
+        """``now``, unless it is later than the store's clock by more than the
+        allowance: a sweep ahead of time would end periods early and move idle
+        customers' marks into the future."""
+        clock = self._now()
+        if now > clock + self.catalog.late_arrival:
+            raise InvalidInput(
+                "now",
+                f"{now.isoformat()} is later than the store's clock ({clock.isoformat()}): "
+                "sweep the time it is (a TestClock moves a test's store through time)",
+                code="input.in_the_future",
+            )
+        return now
 
     def _sweep(self, now: datetime, *, grace: timedelta) -> SweepReport:
         report = SweepReport()
@@ -384,7 +417,16 @@ class SqlStore:
         finally:
             outcome.close(batch)
             if batch.messages:
-                with self._database("drain_outbox"), self._writing() as connection:
+                self._settle(batch, outcome)
+        return len(outcome.delivered)
+
+    def _settle(self, batch: outbox.Claim, outcome: outbox.Outcome) -> None:
+        """Record what a hand-out did; a failure is tried again (the handlers have
+        run: giving up leaves their messages to be handed out again when the lease
+        ends, and holds their customers back until then)."""
+        for wait in SETTLE_RETRIES:
+            try:
+                with self._writing() as connection:
                     outbox.settle(
                         connection,
                         batch,
@@ -393,7 +435,18 @@ class SqlStore:
                         delivered_at=self._now(),
                         max_attempts=self.max_attempts,
                     )
-        return len(outcome.delivered)
+                return
+            except core.DATABASE_ERRORS as error:
+                failure = error
+                time.sleep(wait)
+        raise StoreUnavailable(
+            "drain_outbox",
+            failure,
+            consequence=(
+                f"the handler took {len(outcome.delivered)} message(s) but their delivery "
+                "could not be recorded: they are handed out again once their lease ends"
+            ),
+        ) from failure
 
     def _low_mark(self, connection: Connection) -> int:
         if time.monotonic() - self._low_seen > LOW_REFRESH:
@@ -402,6 +455,15 @@ class SqlStore:
                 self._low = lowest
             self._low_seen = time.monotonic()
         return self._low
+
+    def failing_customers(self) -> list[FailingCustomer]:
+        """The customers sweeps keep failing on, most failures first, each with its
+        last error and when it is tried again (a sweep reports one only when it
+        tries it)."""
+        with self._database("failing_customers"):
+            self._ensure_schema()
+            with self._reading() as connection:
+                return sweep.failing(connection)
 
     def dead_letters(self) -> list[DeadLetter]:
         """The messages set aside after ``max_attempts`` failed deliveries."""
@@ -435,6 +497,7 @@ class Edit:
         self._create = create
         self._given = connection
         self._own: Connection | None = None
+        self._transaction: RootTransaction | None = None
         self._held: core.Held | None = None
         self._token: contextvars.Token[frozenset[tuple[int, str]]] | None = None
 
@@ -464,6 +527,7 @@ class Edit:
                     connection = self._own
                 else:
                     connection = self._given
+                    self._transaction = connection.get_transaction()
                     if not store.is_sqlite and connection.engine is not store.engine:
                         milliseconds = int(store.lock_timeout.total_seconds() * 1000)
                         connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
@@ -489,8 +553,21 @@ class Edit:
         try:
             if commit and held is not None and connection is not None:
                 try:
+                    begun = self._transaction
+                    if self._given is not None and (
+                        begun is None
+                        or connection.get_transaction() is not begun
+                        or not begun.is_active
+                    ):
+                        raise StoreMisuse(
+                            f"the transaction of edit({held.customer_id!r}, connection=...) "
+                            "ended inside the edit: its lock on the customer went with it, "
+                            "and nothing of the edit is written; commit after the block",
+                            code="store.no_transaction",
+                        )
                     with store._database("edit", held.customer_id):
-                        core.write(connection, store._hot, store._codec, [held])
+                        if not core.write(connection, store._hot, store._codec, [held]):
+                            core.forget_if_new(connection, held)
                         if self._own is not None:
                             self._own.commit()
                 except BaseException:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from decimal import Decimal
 
@@ -228,7 +228,7 @@ ORDERS = sa.Table(
 def place_order(store: SqlStore, customer_id: str, order_id: str) -> lc.Receipt:
     """The README's example: the order row and the subscription commit together, and
     a retry of the same order writes the order row only once."""
-    with store.engine.connect() as connection, connection.begin():
+    with store.translated("orders"), store.engine.connect() as connection, connection.begin():
         with store.edit(customer_id, connection=connection) as sub:
             receipt = sub.buy_addon("boost-500", order_id=order_id, at=sh(2026, 3, 2))
         if not receipt.replayed:
@@ -405,3 +405,75 @@ def test_a_stale_snapshot_does_not_guess_a_past_balance(store: SqlStore) -> None
     fresh = store.load("c")
     assert fresh is not None
     assert D(2000) == fresh.remaining_credits(sh(2026, 3, 2, 11))
+
+
+def test_a_transaction_that_ends_inside_the_edit_writes_nothing(store: SqlStore) -> None:
+    """The caller commits its connection inside the edit (its row lock goes with the
+    transaction): the edit refuses to write at the end, store.no_transaction, rather
+    than write over whatever another edit did meanwhile."""
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+
+    def commits_inside() -> None:
+        with store.engine.connect() as connection:
+            connection.begin()
+            with store.edit("c", connection=connection) as sub:
+                sub.record_usage("media_processing", D(100), "u-a", at=sh(2026, 3, 2))
+                connection.commit()
+            connection.commit()
+
+    with pytest.raises(lc.store.StoreMisuse) as info:
+        commits_inside()
+    assert "store.no_transaction" == info.value.code
+    with store.edit("c") as sub:
+        sub.record_usage("media_processing", D(100), "u-b", at=sh(2026, 3, 2))
+    snapshot = store.load("c")
+    assert snapshot is not None
+    assert (D(1900), 1) == (
+        snapshot.remaining_credits(sh(2026, 3, 2)),
+        count(store, "lifecycle_usage_keys"),
+    )
+
+
+def test_an_edit_that_does_nothing_to_a_new_customer_leaves_no_row(store: SqlStore) -> None:
+    """Reading a mistyped id through edit() does not create a customer."""
+    with store.edit("typo") as sub:
+        assert lc.State.NONE == sub.state_at(sh(2026, 3, 1))
+    assert (None, 0) == (store.load("typo"), count(store, "lifecycle_subscriptions"))
+    with store.edit("real") as sub:
+        sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+    assert 1 == count(store, "lifecycle_subscriptions")
+
+
+def test_the_callers_own_statements_translate_too(store: SqlStore) -> None:
+    """store.translated() turns the errors of the caller's own statements, in the
+    transaction it hands to edit, into the store's."""
+    with (
+        pytest.raises(lc.store.StoreError) as info,
+        store.translated("orders"),
+        store.engine.connect() as connection,
+    ):
+        connection.exec_driver_sql("SELECT * FROM no_such_orders_table")
+    assert isinstance(info.value.__cause__, sa.exc.DBAPIError)
+
+
+def test_an_aborted_transaction_is_not_called_retryable(pg_store: SqlStore) -> None:
+    """On PostgreSQL a statement the caller catches inside the edit aborts the whole
+    transaction: the edit says so (store.no_transaction, not retryable) instead of
+    a retryable StoreUnavailable that could never succeed."""
+    store = pg_store
+
+    def swallow() -> None:
+        with (
+            store.engine.connect() as connection,
+            connection.begin(),
+            store.edit("c", connection=connection) as sub,
+        ):
+            sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+            with suppress(sa.exc.DBAPIError):
+                connection.exec_driver_sql("SELECT 1/0")
+
+    with pytest.raises(lc.store.StoreMisuse) as info:
+        swallow()
+    assert ("store.no_transaction", False) == (info.value.code, info.value.retryable)
+    assert store.load("c") is None

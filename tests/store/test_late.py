@@ -72,3 +72,26 @@ def test_the_store_clock_is_what_operations_and_reads_use(store: SqlStore) -> No
     assert snapshot is not None
     assert lc.State.TRIAL_EXHAUSTED == snapshot.state
     clocked.close()
+
+
+def test_an_operation_dated_in_the_future_is_refused(stores) -> None:  # type: ignore[no-untyped-def]
+    """A store's clock is the fleet's: an operation dated later than it by more than the
+    allowance (a client clock gone wrong) is InvalidInput, and nothing changes; a sweep
+    ahead of the clock likewise. Within the allowance a skewed clock is taken."""
+    now = [sh(2026, 3, 1, 12)]
+    store = stores(clock=lambda: now[0])
+    store.create_schema()
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1", term_months=12)
+    with pytest.raises(lc.InvalidInput) as info, store.edit("c") as sub:
+        sub.record_usage("media_processing", D(1), "u-1", at=sh(2027, 4, 1))
+    assert ("at", "input.in_the_future") == (info.value.field, info.value.code)
+    with pytest.raises(lc.InvalidInput) as info:
+        store.sweep(sh(2026, 4, 10))
+    assert ("now", "input.in_the_future") == (info.value.field, info.value.code)
+    with store.edit("c") as sub:
+        skewed = sub.record_usage("media_processing", D(1), "u-2", at=sh(2026, 3, 1, 12, 59))
+    assert lc.State.ENTERPRISE_ACTIVE == skewed.state
+    snapshot = store.load("c")
+    assert snapshot is not None
+    assert D(1999) == snapshot.remaining_credits(sh(2026, 3, 1, 13))

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import sqlalchemy
 
 import lifecycle as lc
 from lifecycle.store import OutboxMessage, SqlStore
@@ -172,10 +173,13 @@ def test_the_sweep_deletes_delivered_messages_after_their_retention(
     store.create_schema()
     _two_customers(store)
     store.drain_outbox(lambda m: None, limit=2)  # one customer's two messages
-    assert 0 == store.sweep(sh(2026, 3, 11)).messages_deleted
-    assert 2 == store.sweep(sh(2026, 3, 12)).messages_deleted
+    now[0] = sh(2026, 3, 11)
+    assert 0 == store.sweep(now[0]).messages_deleted
+    now[0] = sh(2026, 3, 12)
+    assert 2 == store.sweep(now[0]).messages_deleted
     assert 2 == count(store, "lifecycle_outbox")
-    assert 0 == store.sweep(sh(2027, 3, 12)).messages_deleted
+    now[0] = sh(2027, 3, 12)
+    assert 0 == store.sweep(now[0]).messages_deleted
 
 
 def test_an_id_is_never_given_twice(stores: Callable[..., SqlStore]) -> None:
@@ -187,7 +191,8 @@ def test_an_id_is_never_given_twice(stores: Callable[..., SqlStore]) -> None:
     _two_customers(store)
     first: list[OutboxMessage] = []
     store.drain_outbox(first.append)
-    store.sweep(sh(2026, 3, 20))
+    now[0] = sh(2026, 3, 20)
+    store.sweep(now[0])
     assert 0 == count(store, "lifecycle_outbox")
     with store.edit("healthy") as sub:
         sub.buy_addon("boost-500", order_id="o-3", at=sh(2026, 3, 20))
@@ -238,3 +243,27 @@ def test_drainers_side_by_side_keep_each_customers_order(
             assert began >= ended, customer
     assert len({pid for *_, pid in handled}) > 1
     assert 0 == count(store, "lifecycle_outbox", "delivered_at IS NULL")
+
+
+def test_a_drain_survives_its_connections_dying_under_the_handler(pg_store: SqlStore) -> None:
+    """A handler during which every pooled connection of the store dies: the drain
+    still records what it handed out (a fresh connection, tried again), so nothing
+    is handed out twice and no customer is held back."""
+    store = pg_store
+    _two_customers(store)
+    killer = sqlalchemy.create_engine(store.engine.url)
+    handed: list[int] = []
+
+    def handler(message: OutboxMessage) -> None:
+        handed.append(message.id)
+        with killer.begin() as connection:
+            connection.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+    assert 4 == store.drain_outbox(handler)
+    killer.dispose()
+    assert 0 == count(store, "lifecycle_outbox", "delivered_at IS NULL")
+    assert 0 == store.drain_outbox(handler)
+    assert 4 == len(handed)

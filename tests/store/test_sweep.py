@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 import lifecycle as lc
 from lifecycle.store import SqlStore, SweepReport
@@ -159,3 +160,26 @@ def test_sweepers_side_by_side_apply_each_transition_once(store: SqlStore, url: 
     assert 120 == sum(sum(rounds) for rounds in applied)
     assert 120 == count(store, "lifecycle_history", "trigger = 'trial_ended'")
     assert 240 == count(store, "lifecycle_outbox")
+
+
+def test_customers_that_keep_failing_are_listed(store: SqlStore) -> None:
+    """failing_customers() lists who sweeps keep failing on, how often, the last error
+    and when they are tried again; a repaired customer leaves the list."""
+    for n, customer in enumerate(("broken", "fine")):
+        with store.edit(customer) as sub:
+            sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1, 12, n))
+    saved = _poison(store, "broken")
+    store.sweep(sh(2026, 4, 10))
+    store.sweep(sh(2026, 4, 10, 12, 2))
+    [stuck] = store.failing_customers()
+    assert ("broken", 2) == (stuck.customer_id, stuck.failures)
+    assert stuck.error is not None
+    assert stuck.error.startswith("record.invalid: customer 'broken'")
+    assert stuck.retry_after is not None
+    with store.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE lifecycle_subscriptions SET record = :r WHERE customer_id = 'broken'"),
+            {"r": saved},
+        )
+    store.sweep(sh(2026, 4, 10, 13))
+    assert [] == store.failing_customers()
