@@ -8,7 +8,7 @@ thing the same way.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lifecycle.rules import Rule
@@ -27,6 +27,25 @@ class LifecycleError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def problem(self) -> dict[str, Any]:
+        """RFC 9457 problem details: ``type`` (a stable URI per code), ``title``,
+        ``status`` (the HTTP status an order service should answer with),
+        ``detail``, ``code``, and ``faq``, ``advice``, ``field``, ``retryable``
+        where the error has them. JSON-safe."""
+        from lifecycle.problems import details
+
+        extra: dict[str, Any] = {}
+        for name in ("field", "retryable"):
+            if hasattr(self, name):
+                extra[name] = getattr(self, name)
+        return details(
+            self.code,
+            self.message,
+            faq=getattr(self, "faq", None),
+            advice=getattr(self, "advice", None),
+            extra=extra,
+        )
 
     def __reduce__(self) -> tuple[object, ...]:
         # NOTE: subclasses take their context, not the message, as arguments, so
@@ -69,14 +88,14 @@ class InvalidInput(LifecycleError, ValueError):
     """An argument, a clock reading or a stored record is not acceptable.
 
     ``field`` names what was wrong (an argument name, or a dotted path inside
-    a record).
+    a record) and ``reason`` says what is wrong with it.
     """
 
     code = "input.invalid"
 
     def __init__(self, field: str, problem: str, *, code: str | None = None) -> None:
         self.field = field
-        self.problem = problem
+        self.reason = problem
         super().__init__(f"{field}: {problem}", code=code)
 
 
@@ -124,13 +143,14 @@ class IdempotencyConflict(LifecycleError):
 
 
 class CatalogError(LifecycleError):
-    """The catalog is malformed; ``key`` names the offending entry."""
+    """The catalog is malformed; ``key`` names the offending entry, ``reason`` what
+    is wrong with it."""
 
     code = "catalog.invalid"
 
     def __init__(self, key: str, problem: str, *, source: str | None = None) -> None:
         self.key = key
-        self.problem = problem
+        self.reason = problem
         self.source = source
         where = f"{source}: " if source else ""
         super().__init__(f"{where}catalog key {key!r}: {problem}")

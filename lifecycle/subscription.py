@@ -218,6 +218,38 @@ class Subscription:
         how = terms(state, name, catalog.meter_for(name), edition, trial, catalog)
         return Decision(how.billing != "denied", how.billing, how.rule.code if how.rule else None)
 
+    def status(self, at: datetime | None = None) -> dict[str, Any]:
+        """Where the subscription stands as of ``at`` (the clock's now if None), in
+        one JSON-safe dict: state, the edition in force, credits left (base and
+        add-ons; before the mark only their total), the current or last trial's
+        and period's ends."""
+        when = self._when(at)
+        state, edition, _ = self._standing(when)
+        mark = self._mark
+        if mark is None or when >= mark:
+            ledger = self._projected(when)[1]
+            addons = ZERO
+            for grant in ledger.addons:
+                addons = MONEY.add(addons, grant.credits)
+            credits: dict[str, str | None] = {
+                "base": text(ledger.credits),
+                "addons": text(addons),
+                "total": text(MONEY.add(ledger.credits, addons)),
+            }
+        else:
+            credits = {"base": None, "addons": None, "total": text(self.remaining_credits(when))}
+        ledger = self._ledger
+        return {
+            "customer_id": self.customer_id,
+            "at": when.isoformat(),
+            "state": state.value,
+            "edition": None if edition is None else edition.name,
+            "credits": credits,
+            "trial_end": None if ledger.trial_end is None else ledger.trial_end.isoformat(),
+            "period_end": None if ledger.period_end is None else ledger.period_end.isoformat(),
+            "mark": None if mark is None else mark.isoformat(),
+        }
+
     @property
     def history(self) -> tuple[Transition, ...]:
         """Every transition applied, oldest first."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -43,6 +43,19 @@ class Transition:
     )
     """The caller's ``at``; later than ``at`` never, earlier for a late arrival."""
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: Decimals as strings, times ISO 8601 with their offset."""
+        from lifecycle import views
+
+        return views.transition(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Transition:
+        """Back from ``to_dict()``, validated (``InvalidInput`` names the field)."""
+        from lifecycle import views
+
+        return views.transition_from(data)
+
 
 @attrs.frozen
 class Receipt:
@@ -62,6 +75,19 @@ class Receipt:
         default=attrs.Factory(lambda self: self.at, takes_self=True)
     )
     replayed: bool = attrs.field(default=False, eq=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: Decimals as strings, times ISO 8601 with their offset."""
+        from lifecycle import views
+
+        return views.receipt(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Receipt:
+        """Back from ``to_dict()``, validated (``InvalidInput`` names the field)."""
+        from lifecycle import views
+
+        return views.receipt_from(data)
 
 
 @attrs.frozen
@@ -93,6 +119,19 @@ class Settlement:
     )
     replayed: bool = attrs.field(default=False, eq=False)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: Decimals as strings, times ISO 8601 with their offset."""
+        from lifecycle import views
+
+        return views.settlement(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Settlement:
+        """Back from ``to_dict()``, validated (``InvalidInput`` names the field)."""
+        from lifecycle import views
+
+        return views.settlement_from(data)
+
 
 @attrs.frozen
 class Decision:
@@ -101,3 +140,14 @@ class Decision:
     allowed: bool
     billing: Billing
     rule: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        from lifecycle import views
+
+        return views.decision(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        from lifecycle import views
+
+        return views.decision_from(data)

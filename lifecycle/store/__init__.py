@@ -12,7 +12,9 @@ their retention, and an edit reads only what it needs.
 Modules: ``schema`` (tables, version), ``migrate`` (create, upgrade), ``sql``
 (every statement), ``core`` (hold, read, write a customer; failures),
 ``providers`` (history and keys read on demand), ``sweep``, ``outbox``,
-``sync`` (``SqlStore``). The tables are in ``lifecycle.store.schema``.
+``plans`` (the work of many transactions, driven by both stores), ``base``
+(settings, checks), ``sync`` (``SqlStore``), ``aio`` (``AsyncSqlStore``). The
+tables are in ``lifecycle.store.schema``.
 """
 
 from lifecycle.errors import (
@@ -24,15 +26,21 @@ from lifecycle.errors import (
     StoreUnavailable,
     UnknownCustomer,
 )
+from lifecycle.store.aio import AsyncEdit, AsyncSqlStore, AsyncSubscription
 from lifecycle.store.outbox import DeadLetter, OutboxMessage
 from lifecycle.store.schema import SCHEMA_VERSION, metadata
-from lifecycle.store.sweep import SweepFailure, SweepReport
-from lifecycle.store.sync import SqlStore
+from lifecycle.store.sweep import FailingCustomer, SweepFailure, SweepReport
+from lifecycle.store.sync import Edit, SqlStore
 from lifecycle.subscription import Subscription as Snapshot
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AsyncEdit",
+    "AsyncSqlStore",
+    "AsyncSubscription",
     "DeadLetter",
+    "Edit",
+    "FailingCustomer",
     "LockTimeout",
     "OutboxMessage",
     "ReadOnly",

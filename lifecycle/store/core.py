@@ -36,6 +36,7 @@ from lifecycle.store import sql
 from lifecycle.store.providers import Link, Opener, SqlHistory, SqlKeys, corrupt, history_row
 from lifecycle.store.schema import SCHEMA_VERSION
 from lifecycle.subscription import Subscription
+from lifecycle.values import Transition
 
 KNOWN_RECORDS = 1024
 """How many customers' last written records a store keeps parsed."""
@@ -81,7 +82,7 @@ class Codec:
                 history = SqlHistory(link, stored)
                 sub = load(Subscription, data, self.catalog, self.clock, history=history)
         except InvalidInput as error:
-            raise corrupt(customer_id, f"record.{error.field}", error.problem) from None
+            raise corrupt(customer_id, f"record.{error.field}", error.reason) from None
         if sub.customer_id != customer_id:
             raise corrupt(customer_id, "record.customer_id", f"is {sub.customer_id!r}")
         if history is not None and sub._seq != stored:
@@ -258,6 +259,22 @@ def write(
             code="store.no_transaction",
         )
     return len(updates)
+
+
+def history_of(connection: Connection, codec: Codec, customer_id: str) -> list[Transition]:
+    """Every transition of a customer, oldest first, or ``UnknownCustomer``."""
+    row = connection.execute(sql.lock, {"customer_id": customer_id}).first()
+    if row is None:
+        raise UnknownCustomer(customer_id)
+    return list(held(connection, None, codec, customer_id, *row).sub.history)
+
+
+def bound_locks(connection: Connection, engine: sa.Engine, lock_timeout: timedelta) -> None:
+    """A caller's PostgreSQL connection from another engine has no lock timeout of
+    ours: set one for its transaction."""
+    if engine.dialect.name == "postgresql" and connection.engine is not engine:
+        milliseconds = int(lock_timeout.total_seconds() * 1000)
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
 
 
 def forget_if_new(connection: Connection, one: Held) -> None:

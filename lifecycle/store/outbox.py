@@ -23,19 +23,22 @@ the queue.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 from sqlalchemy.engine import Connection
 
+from lifecycle.errors import InvalidInput
 from lifecycle.states import State
 from lifecycle.store import sql
+from lifecycle.values import Transition
 
 log = logging.getLogger("lifecycle.outbox")
 
@@ -70,6 +73,54 @@ class OutboxMessage:
     requested_at: datetime = attrs.field(
         default=attrs.Factory(lambda self: self.at, takes_self=True)
     )
+
+    @property
+    def transition(self) -> Transition:
+        """The history entry this message carries."""
+        return Transition(
+            self.seq,
+            self.at,
+            self.trigger,
+            self.source,
+            self.dest,
+            self.key,
+            self.details,
+            self.requested_at,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: Decimals as strings, times ISO 8601 with their offset."""
+        return {"id": self.id, "customer_id": self.customer_id, **self.transition.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OutboxMessage:
+        """Back from ``to_dict()``, validated (``InvalidInput`` names the field)."""
+        if not isinstance(data, Mapping):
+            raise InvalidInput("message", "expected an object", code="record.invalid")
+        rest = {k: v for k, v in data.items() if k not in ("id", "customer_id")}
+        id_ = data.get("id")
+        if type(id_) is not int or id_ < 1:
+            raise InvalidInput(
+                "message.id", f"expected a positive id, got {id_!r}", code="record.invalid"
+            )
+        customer = data.get("customer_id")
+        if type(customer) is not str or not customer:
+            raise InvalidInput(
+                "message.customer_id", "expected the customer's id", code="record.invalid"
+            )
+        entry = Transition.from_dict(rest)
+        return cls(
+            id_,
+            customer,
+            entry.seq,
+            entry.at,
+            entry.trigger,
+            entry.source,
+            entry.dest,
+            entry.key,
+            entry.details,
+            entry.requested_at,
+        )
 
 
 @attrs.frozen
@@ -134,6 +185,31 @@ class Outcome:
     delivered: list[int] = attrs.Factory(list)
     failed: list[tuple[OutboxMessage, str]] = attrs.Factory(list)
     unreached: list[int] = attrs.Factory(list)
+    blocked: set[str] = attrs.Factory(set)
+
+    def due(self, batch: Claim) -> Iterator[OutboxMessage]:
+        """The messages to hand out, in order: a customer whose message failed is
+        held back for the rest of the batch, and the hand-out stops before the
+        lease runs out (another drainer may take over then)."""
+        for index, item in enumerate(batch.messages):
+            if item.customer_id in self.blocked:
+                self.unreached.append(item.id)
+                continue
+            if time.monotonic() > batch.lease_ends:
+                self.unreached.extend(m.id for m in batch.messages[index:])
+                return
+            yield item
+
+    def fail(self, item: OutboxMessage, error: Exception) -> None:
+        log.warning(
+            "outbox: handler failed on message %s (customer %r, seq %s): %r",
+            item.id,
+            item.customer_id,
+            item.seq,
+            error,
+        )
+        self.failed.append((item, f"{type(error).__name__}: {error}"[:MAX_ERROR]))
+        self.blocked.add(item.customer_id)
 
     def close(self, batch: Claim) -> None:
         """Count every message the hand-out did not reach (it stopped early)."""
@@ -146,28 +222,28 @@ def hand_out(batch: Claim, handler: Callable[[OutboxMessage], object], outcome: 
 
     ``outcome`` is filled as it goes, so what was handed out before an
     interruption (KeyboardInterrupt, SystemExit) is still settled."""
-    blocked: set[str] = set()
-    for index, item in enumerate(batch.messages):
-        if item.customer_id in blocked:
-            outcome.unreached.append(item.id)
-            continue
-        if time.monotonic() > batch.lease_ends:
-            outcome.unreached.extend(m.id for m in batch.messages[index:])
-            break
+    for item in outcome.due(batch):
         try:
             handler(item)
         except Exception as error:
-            log.warning(
-                "outbox: handler failed on message %s (customer %r, seq %s): %r",
-                item.id,
-                item.customer_id,
-                item.seq,
-                error,
-            )
-            outcome.failed.append((item, f"{type(error).__name__}: {error}"[:MAX_ERROR]))
-            blocked.add(item.customer_id)
-            continue
-        outcome.delivered.append(item.id)
+            outcome.fail(item, error)
+        else:
+            outcome.delivered.append(item.id)
+
+
+async def hand_out_async(
+    batch: Claim, handler: Callable[[OutboxMessage], object], outcome: Outcome
+) -> None:
+    """``hand_out`` for an asynchronous store: the handler may be a coroutine function."""
+    for item in outcome.due(batch):
+        try:
+            result = handler(item)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as error:
+            outcome.fail(item, error)
+        else:
+            outcome.delivered.append(item.id)
 
 
 def settle(

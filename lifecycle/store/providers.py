@@ -162,7 +162,7 @@ def _transition(customer_id: str, row: Any) -> Transition:
     try:
         return parse_transition(entry, f"history[{seq}]", seq)
     except InvalidInput as error:
-        raise corrupt(customer_id, error.field, error.problem) from None
+        raise corrupt(customer_id, error.field, error.reason) from None
 
 
 def history_row(customer_id: str, entry: Transition) -> dict[str, Any]:
@@ -208,7 +208,7 @@ class SqlKeys:
         try:
             return parse_usage_row(json.loads(row), "")
         except (InvalidInput, ValueError) as error:
-            problem = error.problem if isinstance(error, InvalidInput) else str(error)
+            problem = error.reason if isinstance(error, InvalidInput) else str(error)
             raise corrupt(self._link.customer_id, f"usage_keys[{usage_id!r}]", problem) from None
 
     def get(self, usage_id: str) -> Settlement | None:

@@ -1,154 +1,37 @@
 """``SqlStore``: subscriptions in SQLite or PostgreSQL, for threads and processes.
 
-It opens and closes transactions and translates failures; what happens
-inside them is ``core``, ``sweep``, ``outbox`` and ``migrate``, which the
-asynchronous store runs too.
+It opens transactions and waits with blocking calls; what happens inside them
+is ``core``, ``plans``, ``sweep``, ``outbox`` and ``migrate``, which the
+asynchronous store (``aio.py``) runs the same way.
 """
 
 from __future__ import annotations
 
-import contextvars
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RootTransaction
 
 from lifecycle import inputs
-from lifecycle.catalog import AnyCatalog, Catalog, CatalogVersions, default_catalog
-from lifecycle.clock import Clock, aware, read_clock, utc_now
-from lifecycle.errors import (
-    InvalidInput,
-    SchemaMismatch,
-    StoreMisuse,
-    StoreUnavailable,
-    UnknownCustomer,
-)
-from lifecycle.store import core, migrate, outbox, sql, sweep
+from lifecycle.catalog import AnyCatalog
+from lifecycle.clock import Clock, aware
+from lifecycle.errors import LockTimeout, SchemaMismatch
+from lifecycle.store import base, core, migrate, outbox, plans, sql, sweep
 from lifecycle.store.outbox import DeadLetter, OutboxMessage
 from lifecycle.store.schema import SCHEMA_VERSION
 from lifecycle.store.sweep import FailingCustomer, SweepReport
 from lifecycle.subscription import Subscription
 from lifecycle.values import Transition
 
-_EDITING: contextvars.ContextVar[frozenset[tuple[int, str]]] = contextvars.ContextVar(
-    "lifecycle_editing", default=frozenset()
-)
-"""The (store, customer) pairs this thread or task is editing, to refuse a nested
-edit at once instead of waiting for a lock it holds itself."""
-
-SETTLE_RETRIES = (0.05, 0.5, 2.0)
-"""Seconds to wait before each retry of recording a hand-out."""
-
-LOW_REFRESH = 10.0
-"""Seconds between two looks for the oldest pending outbox message; in between,
-claims start from the oldest message the last claim took, and do not walk
-again the rows delivered before it."""
+T = TypeVar("T")
 
 
-def _options(
-    catalog: AnyCatalog | None,
-    clock: Clock | None,
-    lock_timeout: timedelta,
-    outbox_retention: timedelta,
-    max_attempts: int,
-) -> tuple[AnyCatalog, Clock]:
-    if catalog is None:
-        catalog = default_catalog()
-    elif not isinstance(catalog, Catalog | CatalogVersions):
-        raise InvalidInput(
-            "catalog", f"expected a Catalog or CatalogVersions, got {type(catalog).__name__}"
-        )
-    if clock is None:
-        clock = utc_now
-    elif not callable(clock):
-        raise InvalidInput("clock", "expected a zero-argument callable")
-    for name, value in (("lock_timeout", lock_timeout), ("outbox_retention", outbox_retention)):
-        if not isinstance(value, timedelta) or value <= timedelta(0):
-            raise InvalidInput(name, f"expected a positive timedelta, got {value!r}")
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise InvalidInput("max_attempts", f"expected a whole number from 1, got {max_attempts!r}")
-    return catalog, clock
-
-
-def make_url(url: str | sa.URL, drivers: dict[str, tuple[str, ...]]) -> sa.URL:
-    """``url`` parsed, if it names a database and driver this store runs on."""
-    try:
-        parsed = sa.make_url(url)
-    except (sa.exc.ArgumentError, ValueError, TypeError) as error:
-        raise InvalidInput("url", f"not a database URL: {error}") from None
-    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
-    if backend not in drivers:
-        raise InvalidInput("url", f"{backend!r}: the store runs on SQLite or PostgreSQL")
-    if driver not in drivers[backend]:
-        known = ", ".join(f"{backend}+{name}" for name in drivers[backend])
-        raise InvalidInput("url", f"{backend}+{driver}: this store runs on {known}")
-    return parsed
-
-
-def sqlite_connect(lock_timeout: timedelta) -> Callable[[Any, Any], None]:
-    milliseconds = max(1, int(lock_timeout.total_seconds() * 1000))
-
-    def connect(dbapi_connection: Any, _record: Any) -> None:
-        # NOTE: pysqlite's own BEGIN is switched off and ours is emitted by
-        # `sqlite_begin`: IMMEDIATE takes the write lock at once, so two edits of
-        # one database serialise instead of deadlocking on a lock upgrade.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                _into_wal(cursor, milliseconds)
-            cursor.execute("PRAGMA synchronous=FULL")
-        finally:
-            cursor.close()
-
-    return connect
-
-
-def _into_wal(cursor: Any, milliseconds: int) -> None:
-    """Switch a fresh database into WAL mode, once, whoever else is connecting.
-
-    NOTE: the switch needs the database to itself. Waiting for it in the busy
-    handler while holding a read lock deadlocks with a writer that waits to
-    commit, so each try gives up at once, lets go, and tries again.
-    """
-    cursor.execute("PRAGMA busy_timeout = 0")
-    deadline = time.monotonic() + milliseconds / 1000
-    try:
-        while True:
-            try:
-                cursor.execute("PRAGMA journal_mode=WAL")
-                return
-            except Exception as error:  # sqlite3.OperationalError: database is locked
-                if "locked" not in str(error) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-    finally:
-        cursor.execute(f"PRAGMA busy_timeout = {milliseconds}")
-
-
-def sqlite_begin(connection: Connection) -> None:
-    mode = connection.get_execution_options().get("lifecycle_begin", "IMMEDIATE")
-    connection.exec_driver_sql(f"BEGIN {mode}")
-
-
-def postgresql_connect(lock_timeout: timedelta) -> Callable[[Any, Any], None]:
-    milliseconds = max(1, int(lock_timeout.total_seconds() * 1000))
-
-    def connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"SET lock_timeout = {milliseconds}")
-        cursor.close()
-        dbapi_connection.commit()
-
-    return connect
-
-
-class SqlStore:
+class SqlStore(base.StoreBase):
     """Subscriptions in a SQL database: ``sqlite:///file.db`` or
     ``postgresql+psycopg://…``.
 
@@ -158,7 +41,8 @@ class SqlStore:
     (``LockTimeout``); delivered outbox messages are deleted by ``sweep`` once
     older than ``outbox_retention``; a message whose handler failed
     ``max_attempts`` times is dead-lettered. ``engine_options`` go to
-    ``sqlalchemy.create_engine``.
+    ``sqlalchemy.create_engine``. On SQLite, the store's writers in one process
+    take turns before they ask for the database's write lock.
     """
 
     DRIVERS: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -177,32 +61,12 @@ class SqlStore:
         max_attempts: int = 10,
         **engine_options: Any,
     ) -> None:
-        self.catalog, self.clock = _options(
-            catalog, clock, lock_timeout, outbox_retention, max_attempts
+        super().__init__(
+            url, catalog, clock, lock_timeout, outbox_retention, max_attempts, engine_options
         )
-        self.lock_timeout = lock_timeout
-        self.outbox_retention = outbox_retention
-        self.max_attempts = max_attempts
-        parsed = make_url(url, self.DRIVERS)
-        self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.is_sqlite:
-            connect_args = engine_options.setdefault("connect_args", {})
-            connect_args.setdefault("timeout", lock_timeout.total_seconds())
-        else:
-            # NOTE: after a server restart every pooled connection is dead; a ping at
-            # checkout replaces it instead of failing one request per connection.
-            engine_options.setdefault("pool_pre_ping", True)
-        self.engine: Engine = sa.create_engine(parsed, **engine_options)
-        if self.is_sqlite:
-            sa.event.listen(self.engine, "connect", sqlite_connect(lock_timeout))
-            sa.event.listen(self.engine, "begin", sqlite_begin)
-        else:
-            sa.event.listen(self.engine, "connect", postgresql_connect(lock_timeout))
-        self._codec = core.Codec(self.catalog, self.clock, lock_timeout)
-        self._hot = sql.HotPath(self.engine.dialect)
-        self._schema_checked = False
-        self._low = 0
-        self._low_seen = 0.0
+        self.engine: Engine = sa.create_engine(self.url, **self.engine_options)
+        self._set_up(self.engine)
+        self._turns = base.Turns.of(base.sqlite_path(self.url)) if self.is_sqlite else None
 
     def __repr__(self) -> str:
         return f"<SqlStore {self.engine.url.render_as_string(hide_password=True)}>"
@@ -220,7 +84,7 @@ class SqlStore:
         try:
             yield
         except core.DATABASE_ERRORS as error:
-            raise core.translate(error, operation, customer_id, self.lock_timeout) from error
+            raise self._translate(error, operation, customer_id) from error
 
     def translated(self, operation: str = "database") -> AbstractContextManager[None]:
         """Inside the block, a SQLAlchemy or driver error becomes the store's own
@@ -229,8 +93,21 @@ class SqlStore:
         return self._database(operation)
 
     @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """SQLite: wait for this process's turn to write (see ``base.Turns``)."""
+        if self._turns is None:
+            yield
+            return
+        if not self._turns.take(self.lock_timeout.total_seconds()):
+            raise LockTimeout(None, self.lock_timeout.total_seconds())
+        try:
+            yield
+        finally:
+            self._turns.give()
+
+    @contextmanager
     def _writing(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection, connection.begin():
+        with self._turn(), self.engine.connect() as connection, connection.begin():
             yield connection
 
     @contextmanager
@@ -255,8 +132,27 @@ class SqlStore:
             raise SchemaMismatch(migrate.mismatch(found))
         self._schema_checked = True
 
-    def _now(self) -> datetime:
-        return read_clock(self.clock)
+    def _drive(self, plan: plans.Plan[T]) -> T:
+        """Run a plan: its transactions, hand-outs and pauses, blocking."""
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                request = plan.send(value) if error is None else plan.throw(error)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            value, error = None, None
+            try:
+                if isinstance(request, plans.Transaction):
+                    with self._writing() if request.write else self._reading() as connection:
+                        value = request.work(connection)
+                elif isinstance(request, plans.HandOut):
+                    outbox.hand_out(request.batch, request.handler, request.outcome)
+                else:
+                    time.sleep(request.seconds)
+            except BaseException as failure:
+                error = failure
 
     # --- schema ------------------------------------------------------------------
 
@@ -274,17 +170,9 @@ class SqlStore:
         """Convert the records a version 1 store wrote (``create_schema`` does this
         after upgrading the tables); return the customers left as they were, and
         why. Those still load as version 1 records."""
-        failures: list[tuple[str, str]] = []
-        after: str | None = ""
         with self._database("upgrade"):
             self._ensure_schema()
-            while after is not None:
-                with self._writing() as connection:
-                    _, failed, after = migrate.convert(
-                        connection, self._hot, self._codec, after, sweep.BATCH
-                    )
-                failures.extend(failed)
-        return failures
+            return self._drive(plans.upgrade_plan(self._hot, self._codec))
 
     # --- one customer ------------------------------------------------------------
 
@@ -320,10 +208,7 @@ class SqlStore:
             if row is None:
                 return None
             one = core.held(None, None, self._codec, customer, *row, opener=self._snapshot_read)
-        one.sub._read_only = (
-            f"the subscription of {customer!r} was loaded read-only; "
-            "change it inside `with store.edit(customer_id) as sub:`"
-        )
+        self._snapshot(one)
         return one.sub
 
     def history(self, customer_id: str) -> list[Transition]:
@@ -332,11 +217,7 @@ class SqlStore:
         with self._database("history", customer):
             self._ensure_schema()
             with self._reading() as connection:
-                row = connection.execute(sql.lock, {"customer_id": customer}).first()
-                if row is None:
-                    raise UnknownCustomer(customer)
-                one = core.held(connection, None, self._codec, customer, *row)
-                return list(one.sub.history)
+                return core.history_of(connection, self._codec, customer)
 
     # --- the scheduler's jobs ----------------------------------------------------
 
@@ -352,39 +233,12 @@ class SqlStore:
         """
         return self._sweep(self._not_ahead(aware(now, "now")), grace=self.catalog.late_arrival)
 
-    def _not_ahead(self, now: datetime) -> datetime:
-        """``now``, unless it is later than the store's clock by more than the
-        allowance: a sweep ahead of time would end periods early and move idle
-        customers' marks into the future."""
-        clock = self._now()
-        if now > clock + self.catalog.late_arrival:
-            raise InvalidInput(
-                "now",
-                f"{now.isoformat()} is later than the store's clock ({clock.isoformat()}): "
-                "sweep the time it is (a TestClock moves a test's store through time)",
-                code="input.in_the_future",
-            )
-        return now
-
     def _sweep(self, now: datetime, *, grace: timedelta) -> SweepReport:
-        report = SweepReport()
         with self._database("sweep"):
             self._ensure_schema()
-            for job in (sweep.due, sweep.keys):
-                after = sweep.START
-                while True:
-                    with self._writing() as connection:
-                        page = job(connection, self._hot, self._codec, now, now - grace, after)
-                    report += page.report
-                    after = page.after
-                    if not page.full:
-                        break
-            deleted = batch = sweep.BATCH
-            while deleted == batch:
-                with self._writing() as connection:
-                    deleted = outbox.prune(connection, now - self.outbox_retention, batch)
-                report += SweepReport(messages_deleted=deleted)
-        return report
+            return self._drive(
+                plans.sweep_plan(self._hot, self._codec, now, grace, self.outbox_retention)
+            )
 
     def drain_outbox(self, handler: Callable[[OutboxMessage], object], *, limit: int = 100) -> int:
         """Hand up to ``limit`` messages to ``handler``, in order per customer, and
@@ -395,66 +249,12 @@ class SqlStore:
         is dead-lettered (``dead_letters``, ``redeliver``). Delivery is at least
         once: ``(message.customer_id, message.seq)`` identifies a repeat.
         """
-        if not callable(handler):
-            raise InvalidInput("handler", "expected a callable taking an OutboxMessage")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise InvalidInput("limit", f"expected a whole number from 1 to 10000, got {limit!r}")
+        self._drain_arguments(handler, limit)
         with self._database("drain_outbox"):
             self._ensure_schema()
-            with self._writing() as connection:
-                batch = outbox.claim(
-                    connection, datetime.now(UTC), limit, self._low_mark(connection)
-                )
-        if batch.messages:
-            # NOTE: the next claim starts here, not at the rows delivered before
-            # (dead until a vacuum): a message below it that this claim could not
-            # see (held by another drainer, waiting after a failure, committed
-            # late) is found again by the next look for the oldest (LOW_REFRESH).
-            self._low = max(self._low, batch.messages[0].id)
-        outcome = outbox.Outcome()
-        try:
-            outbox.hand_out(batch, handler, outcome)
-        finally:
-            outcome.close(batch)
-            if batch.messages:
-                self._settle(batch, outcome)
-        return len(outcome.delivered)
-
-    def _settle(self, batch: outbox.Claim, outcome: outbox.Outcome) -> None:
-        """Record what a hand-out did; a failure is tried again (the handlers have
-        run: giving up leaves their messages to be handed out again when the lease
-        ends, and holds their customers back until then)."""
-        for wait in SETTLE_RETRIES:
-            try:
-                with self._writing() as connection:
-                    outbox.settle(
-                        connection,
-                        batch,
-                        outcome,
-                        now=datetime.now(UTC),
-                        delivered_at=self._now(),
-                        max_attempts=self.max_attempts,
-                    )
-                return
-            except core.DATABASE_ERRORS as error:
-                failure = error
-                time.sleep(wait)
-        raise StoreUnavailable(
-            "drain_outbox",
-            failure,
-            consequence=(
-                f"the handler took {len(outcome.delivered)} message(s) but their delivery "
-                "could not be recorded: they are handed out again once their lease ends"
-            ),
-        ) from failure
-
-    def _low_mark(self, connection: Connection) -> int:
-        if time.monotonic() - self._low_seen > LOW_REFRESH:
-            lowest = connection.execute(sql.lowest_pending).scalar()
-            if lowest is not None:
-                self._low = lowest
-            self._low_seen = time.monotonic()
-        return self._low
+            return self._drive(
+                plans.drain_plan(handler, self._low, limit, self._now, self.max_attempts)
+            )
 
     def failing_customers(self) -> list[FailingCustomer]:
         """The customers sweeps keep failing on, most failures first, each with its
@@ -474,15 +274,13 @@ class SqlStore:
 
     def redeliver(self, ids: Sequence[int]) -> int:
         """Put dead letters back at the end of the queue; return how many."""
-        chosen = list(ids)
-        if not all(type(i) is int for i in chosen):
-            raise InvalidInput("ids", "expected the ids of dead letters (integers)")
+        chosen = self._ids(ids)
         with self._database("redeliver"):
             self._ensure_schema()
             with self._writing() as connection:
                 fresh = outbox.redeliver(connection, chosen)
         if fresh:
-            self._low = min(self._low, *fresh)
+            self._low.id = min(self._low.id, *fresh)
         return len(fresh)
 
 
@@ -499,38 +297,27 @@ class Edit:
         self._own: Connection | None = None
         self._transaction: RootTransaction | None = None
         self._held: core.Held | None = None
-        self._token: contextvars.Token[frozenset[tuple[int, str]]] | None = None
+        self._token: Any = None
+        self._turn: AbstractContextManager[None] | None = None
 
     def __enter__(self) -> Subscription:
         store = self._store
-        customer = inputs.customer_id(self._customer_id)
-        editing = _EDITING.get()
-        if (id(store), customer) in editing or (
-            store.is_sqlite and self._given is None and any(s == id(store) for s, _ in editing)
-        ):
-            raise StoreMisuse(
-                f"edit({customer!r}) inside an edit of "
-                f"{'the same customer' if (id(store), customer) in editing else 'this database'} "
-                "on the same thread would wait for a lock it holds itself: "
-                "do both in one edit, or one after the other",
-                code="store.nested_edit",
-            )
-        if self._given is not None:
-            core.check_connection(self._given, store.engine)
-        self._token = _EDITING.set(editing | {(id(store), customer)})
+        customer, self._token = base.begin_edit(store, self._customer_id, self._given)
         try:
+            if self._given is not None:
+                core.check_connection(self._given, store.engine)
             with store._database("edit", customer):
                 store._ensure_schema()
                 if self._given is None:
+                    self._turn = store._turn()
+                    self._turn.__enter__()
                     self._own = store.engine.connect()
                     self._own.begin()
                     connection = self._own
                 else:
                     connection = self._given
                     self._transaction = connection.get_transaction()
-                    if not store.is_sqlite and connection.engine is not store.engine:
-                        milliseconds = int(store.lock_timeout.total_seconds() * 1000)
-                        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
+                    core.bound_locks(connection, store.engine, store.lock_timeout)
                 self._held = core.hold(
                     connection, store._hot, store._codec, customer, create=self._create
                 )
@@ -559,12 +346,7 @@ class Edit:
                         or connection.get_transaction() is not begun
                         or not begun.is_active
                     ):
-                        raise StoreMisuse(
-                            f"the transaction of edit({held.customer_id!r}, connection=...) "
-                            "ended inside the edit: its lock on the customer went with it, "
-                            "and nothing of the edit is written; commit after the block",
-                            code="store.no_transaction",
-                        )
+                        raise base.transaction_ended(held)
                     with store._database("edit", held.customer_id):
                         if not core.write(connection, store._hot, store._codec, [held]):
                             core.forget_if_new(connection, held)
@@ -577,15 +359,15 @@ class Edit:
                 self._rollback(connection)
         finally:
             if held is not None:
-                held.release(
-                    f"the edit of {held.customer_id!r} has ended: the subscription is "
-                    "read-only now; start another edit to change it"
-                )
+                held.release(base.ENDED.format(customer=held.customer_id))
             if self._own is not None:
                 self._own.close()
                 self._own = None
+            if self._turn is not None:
+                self._turn.__exit__(None, None, None)
+                self._turn = None
             if self._token is not None:
-                _EDITING.reset(self._token)
+                base.EDITING.reset(self._token)
                 self._token = None
 
     def _rollback(self, connection: Connection) -> None:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 import lifecycle as lc
 from lifecycle.store import SqlStore
+from tests.store.facade import make_store
 
 TABLES = (
     "lifecycle_schema",
@@ -44,16 +45,23 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return empty_postgresql(str(request.getfixturevalue("pg_url")))
 
 
+@pytest.fixture(params=["sync", "async"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """Which store a test runs on: SqlStore, or AsyncSqlStore (behind AsyncFacade)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def stores(url: str) -> Iterator[Callable[..., SqlStore]]:
-    """Make stores on the test's database (another process's, say); all closed after."""
-    made: list[SqlStore] = []
+def stores(url: str, kind: str) -> Iterator[Callable[..., SqlStore]]:
+    """Make stores of the test's kind on its database (another process's, say); all
+    closed after."""
+    made: list[Any] = []
 
     def make(**options: Any) -> SqlStore:
         options.setdefault("catalog", lc.default_catalog())
-        store = SqlStore(url, **options)
+        store = make_store(kind, url, **options)
         made.append(store)
-        return store
+        return store  # type: ignore[no-any-return]
 
     yield make
     for store in made:
@@ -68,8 +76,25 @@ def store(stores: Callable[..., SqlStore]) -> SqlStore:
 
 
 @pytest.fixture
-def pg_store(pg_url: str) -> Iterator[SqlStore]:
-    """A store on PostgreSQL only, for faults only a server has."""
+def sync_store(url: str) -> Iterator[SqlStore]:
+    """A SqlStore, for what only it takes: a caller's blocking Connection."""
+    store = SqlStore(url, catalog=lc.default_catalog())
+    store.create_schema()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def pg_store(pg_url: str, kind: str) -> Iterator[SqlStore]:
+    """A store of either kind on PostgreSQL only, for faults only a server has."""
+    store = make_store(kind, empty_postgresql(pg_url), catalog=lc.default_catalog())
+    store.create_schema()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def pg_sync_store(pg_url: str) -> Iterator[SqlStore]:
     store = SqlStore(empty_postgresql(pg_url), catalog=lc.default_catalog())
     store.create_schema()
     yield store

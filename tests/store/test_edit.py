@@ -170,7 +170,8 @@ def test_a_lock_held_too_long_is_a_lock_timeout(
     assert 1 == count(store, "lifecycle_usage_keys")
 
 
-def test_a_connection_without_a_transaction_is_refused(store: SqlStore) -> None:
+def test_a_connection_without_a_transaction_is_refused(sync_store: SqlStore) -> None:
+    store = sync_store
     """edit(connection=c) needs c inside a transaction: without one it is refused with
     store.no_transaction before anything is read or written."""
     with store.engine.connect() as connection:
@@ -180,7 +181,8 @@ def test_a_connection_without_a_transaction_is_refused(store: SqlStore) -> None:
     assert 0 == count(store, "lifecycle_subscriptions")
 
 
-def test_an_autocommit_connection_is_refused(store: SqlStore) -> None:
+def test_an_autocommit_connection_is_refused(sync_store: SqlStore) -> None:
+    store = sync_store
     """A connection in AUTOCOMMIT mode would commit each statement alone: refused with
     store.no_transaction, nothing changed."""
     with store.edit("c") as sub:
@@ -197,7 +199,8 @@ def test_an_autocommit_connection_is_refused(store: SqlStore) -> None:
     assert 0 == count(store, "lifecycle_usage_keys")
 
 
-def test_sqlite_needs_a_connection_of_the_store(store: SqlStore, url: str) -> None:
+def test_sqlite_needs_a_connection_of_the_store(sync_store: SqlStore, url: str) -> None:
+    store = sync_store
     """On SQLite only a connection from store.engine (transactions begin IMMEDIATE) is
     taken; on PostgreSQL any connection to the database in a transaction will do."""
     foreign = sa.create_engine(url)
@@ -240,7 +243,8 @@ def place_order(store: SqlStore, customer_id: str, order_id: str) -> lc.Receipt:
     return receipt
 
 
-def test_the_readme_order_example_is_retry_safe(store: SqlStore) -> None:
+def test_the_readme_order_example_is_retry_safe(sync_store: SqlStore) -> None:
+    store = sync_store
     """Run twice for the same order: one order row, one add-on, the second receipt
     marked replayed and equal to the first."""
     ORDERS.create(store.engine)
@@ -255,7 +259,8 @@ def test_the_readme_order_example_is_retry_safe(store: SqlStore) -> None:
     assert D(2500) == snapshot.remaining_credits(sh(2026, 3, 2))
 
 
-def test_a_declined_order_rolls_back_the_callers_rows_too(store: SqlStore) -> None:
+def test_a_declined_order_rolls_back_the_callers_rows_too(sync_store: SqlStore) -> None:
+    store = sync_store
     """With connection=, an exception inside the edit rolls back the caller's rows too."""
     ORDERS.create(store.engine)
     with store.edit("c") as sub:
@@ -376,7 +381,8 @@ def test_load_reads_the_row_only(store: SqlStore) -> None:
                 "media_processing", D(1), f"u-{n}", sh(2026, 3, 2) + timedelta(minutes=n)
             )
     statements: list[str] = []
-    sa.event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    engine = store.store.engine.sync_engine if getattr(store, "is_async", False) else store.engine
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     snapshot = store.load("c")
     assert snapshot is not None
     assert (lc.State.ENTERPRISE_ACTIVE, D(29950)) == (
@@ -407,7 +413,8 @@ def test_a_stale_snapshot_does_not_guess_a_past_balance(store: SqlStore) -> None
     assert D(2000) == fresh.remaining_credits(sh(2026, 3, 2, 11))
 
 
-def test_a_transaction_that_ends_inside_the_edit_writes_nothing(store: SqlStore) -> None:
+def test_a_transaction_that_ends_inside_the_edit_writes_nothing(sync_store: SqlStore) -> None:
+    store = sync_store
     """The caller commits its connection inside the edit (its row lock goes with the
     transaction): the edit refuses to write at the end, store.no_transaction, rather
     than write over whatever another edit did meanwhile."""
@@ -457,11 +464,11 @@ def test_the_callers_own_statements_translate_too(store: SqlStore) -> None:
     assert isinstance(info.value.__cause__, sa.exc.DBAPIError)
 
 
-def test_an_aborted_transaction_is_not_called_retryable(pg_store: SqlStore) -> None:
+def test_an_aborted_transaction_is_not_called_retryable(pg_sync_store: SqlStore) -> None:
     """On PostgreSQL a statement the caller catches inside the edit aborts the whole
     transaction: the edit says so (store.no_transaction, not retryable) instead of
     a retryable StoreUnavailable that could never succeed."""
-    store = pg_store
+    store = pg_sync_store
 
     def swallow() -> None:
         with (

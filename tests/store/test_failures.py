@@ -20,19 +20,21 @@ from lifecycle.store import SqlStore, StoreUnavailable
 from tests.conftest import ADMIN_URL, sh
 from tests.store import workers
 from tests.store.conftest import count
+from tests.store.facade import make_store
 
 D = Decimal
 SPAWN = multiprocessing.get_context("spawn")
 
 
-def test_eight_processes_on_one_customer(store: SqlStore, url: str) -> None:
+def test_eight_processes_on_one_customer(store: SqlStore, url: str, kind: str) -> None:
     """8 processes x 200 usages, each sent twice, on one customer whose credits run out
     part-way: credits plus pay-as-you-go equal the usage sent once, exactly one
     quota-exhausted-payg transition, no key applied twice, each transition in the outbox once."""
     with store.edit("hot") as sub:
         sub.subscribe("basic", order_id="o-1", term_months=12)  # 2000 credits
     with SPAWN.Pool(8) as pool:
-        results = pool.starmap(workers.record_twice, [(url, "hot", n, 200) for n in range(8)])
+        jobs = [(url, "hot", n, 200, kind) for n in range(8)]
+        results = pool.starmap(workers.record_twice, jobs)
     settled = [row for rows in results for row in rows]
     assert 1600 == len({usage_id for usage_id, _, _ in settled})
     quota = sum(D(q) for _, q, _ in settled)
@@ -45,12 +47,14 @@ def test_eight_processes_on_one_customer(store: SqlStore, url: str) -> None:
     assert (2, 2) == (count(store, "lifecycle_outbox"), count(store, "lifecycle_history"))
 
 
-def test_a_process_killed_inside_edit_leaves_the_last_commit(store: SqlStore, url: str) -> None:
+def test_a_process_killed_inside_edit_leaves_the_last_commit(
+    store: SqlStore, url: str, kind: str
+) -> None:
     """SIGKILL inside an edit: nothing of that edit is kept, and the lock is released."""
     with store.edit("c") as sub:
         sub.subscribe("basic", order_id="o-1")
     ready = SPAWN.Event()
-    doomed = SPAWN.Process(target=workers.die_inside_edit, args=(url, "c", ready))
+    doomed = SPAWN.Process(target=workers.die_inside_edit, args=(url, "c", ready, kind))
     doomed.start()
     assert ready.wait(60)
     assert doomed.pid is not None
@@ -102,14 +106,14 @@ def test_a_dropped_connection_is_store_unavailable(pg_store: SqlStore) -> None:
     assert 1 == count(store, "lifecycle_usage_keys")
 
 
-def _unreachable(tmp_path: Path) -> list[SqlStore]:
+def _unreachable(tmp_path: Path, kind: str) -> list[SqlStore]:
     return [
-        SqlStore("postgresql+psycopg://postgres@127.0.0.1:1/nowhere"),
-        SqlStore(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}"),
+        make_store(kind, "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"),
+        make_store(kind, f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}"),
     ]
 
 
-def test_no_database_error_escapes_a_public_method(tmp_path: Path) -> None:
+def test_no_database_error_escapes_a_public_method(tmp_path: Path, kind: str) -> None:
     """With the database out of reach, every public method raises StoreUnavailable,
     never a SQLAlchemy or driver exception."""
     calls: list[Callable[[SqlStore], object]] = [
@@ -123,7 +127,7 @@ def test_no_database_error_escapes_a_public_method(tmp_path: Path) -> None:
         lambda s: s.redeliver([1]),
         lambda s: s.upgrade(),
     ]
-    for store in _unreachable(tmp_path):
+    for store in _unreachable(tmp_path, kind):
         for call in calls:
             with pytest.raises(StoreUnavailable) as info:
                 call(store)
@@ -163,7 +167,7 @@ def test_schema_versions_and_missing_tables_are_named(
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_eight_instances_create_the_schema_at_once(backend: str, tmp_path: Path) -> None:
+def test_eight_instances_create_the_schema_at_once(backend: str, kind: str, tmp_path: Path) -> None:
     """Eight processes call create_schema() on a fresh database at the same moment: all
     succeed, and the schema is there once."""
     if backend == "sqlite":
@@ -178,7 +182,7 @@ def test_eight_instances_create_the_schema_at_once(backend: str, tmp_path: Path)
     try:
         start = SPAWN.Manager().Barrier(8)
         with SPAWN.Pool(8) as pool:
-            pids = pool.starmap(workers.create_schema, [(url, start)] * 8)
+            pids = pool.starmap(workers.create_schema, [(url, start, kind)] * 8)
         assert 8 == len(set(pids))
         store = SqlStore(url)
         assert 1 == count(store, "lifecycle_schema")
@@ -224,10 +228,12 @@ def test_bad_store_options_are_invalid_input(option: str, value: object, tmp_pat
     assert option == info.value.field
 
 
-def test_a_read_in_the_middle_of_an_operation_fails_as_the_store(pg_store: SqlStore) -> None:
+def test_a_read_in_the_middle_of_an_operation_fails_as_the_store(
+    pg_sync_store: SqlStore,
+) -> None:
     """The connection dies before an operation looks up its key: the operation itself
     raises StoreUnavailable (not the driver's error), and nothing is committed."""
-    store = pg_store
+    store = pg_sync_store
     with store.edit("c") as sub:
         sub.subscribe("basic", order_id="o-1")
         sub.record_usage("media_processing", D(1), "u-1")

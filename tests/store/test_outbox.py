@@ -214,7 +214,7 @@ def test_drain_arguments_are_checked(store: SqlStore) -> None:
 
 @pytest.mark.parametrize("drainers", [2, 4])
 def test_drainers_side_by_side_keep_each_customers_order(
-    store: SqlStore, url: str, drainers: int
+    store: SqlStore, url: str, drainers: int, kind: str
 ) -> None:
     """Several drainer processes over customers whose messages interleave in the outbox:
     every message is handed out once, and a customer's message only after the handler
@@ -229,7 +229,7 @@ def test_drainers_side_by_side_keep_each_customers_order(
                 sub.buy_addon("boost-500", order_id=f"o-{round_}", at=sh(2026, 3, 1 + round_))
     start = SPAWN.Manager().Barrier(drainers)
     with SPAWN.Pool(drainers) as pool:
-        results = pool.starmap(workers.drain_all, [(url, 7, start)] * drainers)
+        results = pool.starmap(workers.drain_all, [(url, 7, start, kind)] * drainers)
     handled = [row for rows in results for row in rows]
     assert len(customers) * 5 == len(handled)
     assert len(handled) == len({(c, seq) for c, seq, *_ in handled})

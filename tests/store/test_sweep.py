@@ -147,7 +147,9 @@ def test_keys_inside_the_window_are_kept(store: SqlStore) -> None:
         assert first == sub.record_usage("media_processing", D(1), "u-1", sh(2026, 3, 5))
 
 
-def test_sweepers_side_by_side_apply_each_transition_once(store: SqlStore, url: str) -> None:
+def test_sweepers_side_by_side_apply_each_transition_once(
+    store: SqlStore, url: str, kind: str
+) -> None:
     """Four sweeper processes over 120 due customers: each transition is applied once,
     none is refused or failed, and the outbox holds each exactly once."""
     for n in range(120):
@@ -156,7 +158,7 @@ def test_sweepers_side_by_side_apply_each_transition_once(store: SqlStore, url: 
     start = SPAWN.Manager().Barrier(4)
     now = sh(2026, 5, 1).isoformat()
     with SPAWN.Pool(4) as pool:
-        applied = pool.starmap(workers.sweep_until_done, [(url, now, start)] * 4)
+        applied = pool.starmap(workers.sweep_until_done, [(url, now, start, kind)] * 4)
     assert 120 == sum(sum(rounds) for rounds in applied)
     assert 120 == count(store, "lifecycle_history", "trigger = 'trial_ended'")
     assert 240 == count(store, "lifecycle_outbox")

@@ -8,12 +8,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from lifecycle.store import OutboxMessage, SqlStore
+from lifecycle.store import OutboxMessage
+from tests.store.facade import make_store
 
 
-def record_twice(url: str, customer: str, worker: int, count: int) -> list[tuple[str, str, str]]:
+def record_twice(
+    url: str, customer: str, worker: int, count: int, kind: str = "sync"
+) -> list[tuple[str, str, str]]:
     """Record `count` usages, each sent twice in separate edits (a retry)."""
-    store = SqlStore(url)
+    store = make_store(kind, url)
     done = []
     for n in range(count):
         usage_id = f"w{worker}-u{n}"
@@ -28,19 +31,21 @@ def record_twice(url: str, customer: str, worker: int, count: int) -> list[tuple
     return done
 
 
-def die_inside_edit(url: str, customer: str, ready: Any) -> None:
+def die_inside_edit(url: str, customer: str, ready: Any, kind: str = "sync") -> None:
     """Record a usage inside an edit, say so, and wait to be killed."""
-    store = SqlStore(url)
+    store = make_store(kind, url)
     with store.edit(customer) as sub:
         sub.record_usage("media_processing", Decimal(7), "doomed")
         ready.set()
         time.sleep(120)
 
 
-def drain_all(url: str, limit: int, start: Any) -> list[tuple[str, int, float, float, int]]:
+def drain_all(
+    url: str, limit: int, start: Any, kind: str = "sync"
+) -> list[tuple[str, int, float, float, int]]:
     """Drain until the outbox stays empty; return (customer, seq, began, ended, pid) for
     each message this process handled (monotonic times, comparable across processes)."""
-    store = SqlStore(url)
+    store = make_store(kind, url)
     handled: list[tuple[str, int, float, float, int]] = []
 
     def handler(message: OutboxMessage) -> None:
@@ -58,9 +63,9 @@ def drain_all(url: str, limit: int, start: Any) -> list[tuple[str, int, float, f
     return handled
 
 
-def sweep_until_done(url: str, now_iso: str, start: Any) -> list[int]:
+def sweep_until_done(url: str, now_iso: str, start: Any, kind: str = "sync") -> list[int]:
     """Sweep at `now` until a sweep applies nothing; return what each sweep applied."""
-    store = SqlStore(url)
+    store = make_store(kind, url)
     now = datetime.fromisoformat(now_iso)
     start.wait()
     applied = []
@@ -74,8 +79,8 @@ def sweep_until_done(url: str, now_iso: str, start: Any) -> list[int]:
     return applied
 
 
-def create_schema(url: str, start: Any) -> int:
-    store = SqlStore(url)
+def create_schema(url: str, start: Any, kind: str = "sync") -> int:
+    store = make_store(kind, url)
     start.wait()
     store.create_schema()
     store.close()

@@ -1,0 +1,515 @@
+"""``AsyncSqlStore``: the store for ``async def`` code, on SQLAlchemy's asyncio
+extension (``postgresql+psycopg_async://…``, ``sqlite+aiosqlite:///…``).
+
+The same tables and the same rules of storage as ``SqlStore``: every piece of
+work runs through ``AsyncConnection.run_sync`` on the very functions the
+synchronous store calls (``core``, ``plans``, ``sweep``, ``outbox``,
+``migrate``), the way SQLAlchemy's asyncio extension wraps its own
+synchronous core instead of copying it. What differs is only how transactions
+are opened and how the store waits.
+
+A subscription from ``edit`` or ``load`` is an ``AsyncSubscription``: its
+operations, and its reads that may touch the database, are awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from datetime import datetime, timedelta
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RootTransaction
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from lifecycle import inputs
+from lifecycle.catalog import AnyCatalog
+from lifecycle.clock import Clock, aware
+from lifecycle.errors import LockTimeout, SchemaMismatch
+from lifecycle.store import base, core, migrate, outbox, plans, sql, sweep
+from lifecycle.store.outbox import DeadLetter, OutboxMessage
+from lifecycle.store.schema import SCHEMA_VERSION
+from lifecycle.store.sweep import FailingCustomer, SweepReport
+from lifecycle.subscription import Subscription
+from lifecycle.values import Decision, Receipt, Settlement, Transition
+
+T = TypeVar("T")
+
+
+class AsyncSqlStore(base.StoreBase):
+    """Subscriptions in SQLite or PostgreSQL, for ``async def`` code; the same
+    settings, tables and guarantees as ``SqlStore``, every method awaited."""
+
+    DRIVERS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "sqlite": ("aiosqlite",),
+        "postgresql": ("psycopg_async",),
+    }
+
+    def __init__(
+        self,
+        url: str | sa.URL,
+        *,
+        catalog: AnyCatalog | None = None,
+        clock: Clock | None = None,
+        lock_timeout: timedelta = timedelta(seconds=10),
+        outbox_retention: timedelta = timedelta(days=7),
+        max_attempts: int = 10,
+        **engine_options: Any,
+    ) -> None:
+        super().__init__(
+            url, catalog, clock, lock_timeout, outbox_retention, max_attempts, engine_options
+        )
+        self.engine: AsyncEngine = create_async_engine(self.url, **self.engine_options)
+        self._set_up(self.engine.sync_engine)
+        self._turns: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"<AsyncSqlStore {self.engine.url.render_as_string(hide_password=True)}>"
+
+    async def close(self) -> None:
+        """Close every pooled connection (``await engine.dispose()``)."""
+        await self.engine.dispose()
+
+    # --- transactions and failures ---------------------------------------------
+
+    @asynccontextmanager
+    async def _database(
+        self, operation: str, customer_id: str | None = None
+    ) -> AsyncIterator[None]:
+        try:
+            yield
+        except core.DATABASE_ERRORS as error:
+            raise self._translate(error, operation, customer_id) from error
+
+    def translated(self, operation: str = "database") -> AbstractAsyncContextManager[None]:
+        """``async with store.translated():`` a SQLAlchemy or driver error inside the
+        block becomes the store's own (``StoreUnavailable``, ``LockTimeout``...)."""
+        return self._database(operation)
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """SQLite: this process's writers take turns, first come first served."""
+        if not self.is_sqlite:
+            yield
+            return
+        if self._turns is None:
+            self._turns = asyncio.Lock()
+        try:
+            await asyncio.wait_for(self._turns.acquire(), self.lock_timeout.total_seconds())
+        except TimeoutError:
+            raise LockTimeout(None, self.lock_timeout.total_seconds()) from None
+        try:
+            yield
+        finally:
+            self._turns.release()
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        async with self._turn(), self.engine.connect() as connection, connection.begin():
+            yield connection
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as connection:
+            await connection.execution_options(lifecycle_begin="DEFERRED")
+            async with connection.begin():
+                yield connection
+
+    async def _ensure_schema(self) -> None:
+        if self._schema_checked:
+            return
+        async with self._reading() as connection:
+            found = await connection.run_sync(migrate.version)
+        if found != [SCHEMA_VERSION]:
+            raise SchemaMismatch(migrate.mismatch(found))
+        self._schema_checked = True
+
+    async def _drive(self, plan: plans.Plan[T]) -> T:
+        """Run a plan: its transactions, hand-outs and pauses, awaited."""
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                request = plan.send(value) if error is None else plan.throw(error)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            value, error = None, None
+            try:
+                if isinstance(request, plans.Transaction):
+                    opened = self._writing() if request.write else self._reading()
+                    async with opened as connection:
+                        value = await connection.run_sync(request.work)
+                elif isinstance(request, plans.HandOut):
+                    await outbox.hand_out_async(request.batch, request.handler, request.outcome)
+                else:
+                    await asyncio.sleep(request.seconds)
+            except BaseException as failure:
+                error = failure
+
+    # --- schema ------------------------------------------------------------------
+
+    async def create_schema(self) -> None:
+        """Create the tables if they are missing, or upgrade an earlier version in
+        place. Safe to call from many instances at once."""
+        async with self._database("create_schema"):
+            async with self._writing() as connection:
+                before = await connection.run_sync(migrate.create)
+            self._schema_checked = True
+            if before == 1:
+                await self.upgrade()
+
+    async def upgrade(self) -> list[tuple[str, str]]:
+        """Convert the records a version 1 store wrote; return those left as they were."""
+        async with self._database("upgrade"):
+            await self._ensure_schema()
+            return await self._drive(plans.upgrade_plan(self._hot, self._codec))
+
+    # --- one customer ------------------------------------------------------------
+
+    def edit(
+        self,
+        customer_id: str,
+        *,
+        create: bool = True,
+        connection: AsyncConnection | None = None,
+    ) -> AsyncEdit:
+        """``async with store.edit(customer_id) as sub:`` the subscription, held
+        exclusively; ``await sub.record_usage(...)``. Commits on a clean exit, rolls
+        back on an exception; ``connection=`` joins the caller's transaction."""
+        return AsyncEdit(self, customer_id, create, connection)
+
+    async def load(self, customer_id: str) -> AsyncSubscription | None:
+        """A read-only snapshot of ``customer_id``'s subscription, or None; it reads
+        the customer's row only, and a read of the past fetches what it needs then."""
+        customer = inputs.customer_id(customer_id)
+        async with self._database("load", customer):
+            await self._ensure_schema()
+            async with self._reading() as connection:
+                row = (await connection.execute(sql.lock, {"customer_id": customer})).first()
+            if row is None:
+                return None
+            one = core.held(None, None, self._codec, customer, *row, opener=_needs_database)
+        self._snapshot(one)
+        return AsyncSubscription(one.sub, self._snapshot_runner(one))
+
+    def _snapshot_runner(self, one: core.Held) -> Runner:
+        async def run(work: Callable[[], T]) -> T:
+            try:
+                return work()  # most reads need no database at all
+            except _NeedsDatabase:
+                pass
+            async with self._database("load", one.customer_id), self._reading() as connection:
+
+                def bound(sync: Connection) -> T:
+                    one.link.opener = lambda: nullcontext(sync)
+                    try:
+                        return work()
+                    finally:
+                        one.link.opener = _needs_database
+
+                return await connection.run_sync(bound)
+
+        return run
+
+    async def history(self, customer_id: str) -> list[Transition]:
+        """Every transition of ``customer_id``, oldest first."""
+        customer = inputs.customer_id(customer_id)
+        async with self._database("history", customer):
+            await self._ensure_schema()
+            async with self._reading() as connection:
+                return await connection.run_sync(core.history_of, self._codec, customer)
+
+    # --- the scheduler's jobs ----------------------------------------------------
+
+    async def sweep(self, now: datetime) -> SweepReport:
+        """``SqlStore.sweep``, awaited."""
+        return await self._sweep(
+            self._not_ahead(aware(now, "now")), grace=self.catalog.late_arrival
+        )
+
+    async def _sweep(self, now: datetime, *, grace: timedelta) -> SweepReport:
+        async with self._database("sweep"):
+            await self._ensure_schema()
+            return await self._drive(
+                plans.sweep_plan(self._hot, self._codec, now, grace, self.outbox_retention)
+            )
+
+    async def drain_outbox(
+        self, handler: Callable[[OutboxMessage], object], *, limit: int = 100
+    ) -> int:
+        """``SqlStore.drain_outbox``, awaited; ``handler`` may be a coroutine function."""
+        self._drain_arguments(handler, limit)
+        async with self._database("drain_outbox"):
+            await self._ensure_schema()
+            return await self._drive(
+                plans.drain_plan(handler, self._low, limit, self._now, self.max_attempts)
+            )
+
+    async def failing_customers(self) -> list[FailingCustomer]:
+        async with self._database("failing_customers"):
+            await self._ensure_schema()
+            async with self._reading() as connection:
+                return await connection.run_sync(sweep.failing)
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        async with self._database("dead_letters"):
+            await self._ensure_schema()
+            async with self._reading() as connection:
+                return await connection.run_sync(outbox.dead_letters)
+
+    async def redeliver(self, ids: Sequence[int]) -> int:
+        chosen = self._ids(ids)
+        async with self._database("redeliver"):
+            await self._ensure_schema()
+            async with self._writing() as connection:
+                fresh = await connection.run_sync(outbox.redeliver, chosen)
+        if fresh:
+            self._low.id = min(self._low.id, *fresh)
+        return len(fresh)
+
+
+class _NeedsDatabase(Exception):
+    """A snapshot's read that needs the database, outside a connection: run it again
+    inside one."""
+
+
+def _needs_database() -> nullcontext[Connection]:
+    raise _NeedsDatabase
+
+
+Runner = Callable[[Callable[[], Any]], Any]
+
+
+class AsyncEdit:
+    """``store.edit(...)`` of an ``AsyncSqlStore``: ``async with`` it."""
+
+    def __init__(
+        self,
+        store: AsyncSqlStore,
+        customer_id: str,
+        create: bool,
+        connection: AsyncConnection | None,
+    ) -> None:
+        self._store = store
+        self._customer_id = customer_id
+        self._create = create
+        self._given = connection
+        self._own: AsyncConnection | None = None
+        self._transaction: RootTransaction | None = None
+        self._held: core.Held | None = None
+        self._token: Any = None
+        self._turn: AbstractAsyncContextManager[None] | None = None
+
+    async def __aenter__(self) -> AsyncSubscription:
+        store = self._store
+        customer, self._token = base.begin_edit(store, self._customer_id, self._given)
+        try:
+            if self._given is not None and not isinstance(self._given, AsyncConnection):
+                raise base.InvalidInput(
+                    "connection",
+                    f"expected an AsyncConnection, got {type(self._given).__name__}",
+                )
+            async with store._database("edit", customer):
+                await store._ensure_schema()
+                if self._given is None:
+                    self._turn = store._turn()
+                    await self._turn.__aenter__()
+                    self._own = await store.engine.connect()
+                    await self._own.begin()
+                    connection = self._own
+                else:
+                    connection = self._given
+                    await connection.run_sync(core.check_connection, store.engine.sync_engine)
+                    assert connection.sync_connection is not None
+                    self._transaction = connection.sync_connection.get_transaction()
+                    await connection.run_sync(
+                        core.bound_locks, store.engine.sync_engine, store.lock_timeout
+                    )
+                self._held = await connection.run_sync(
+                    core.hold, store._hot, store._codec, customer, create=self._create
+                )
+        except BaseException:
+            await self._finish(commit=False)
+            raise
+        held, own = self._held, connection
+
+        async def run(work: Callable[[], T]) -> T:
+            if held.sub._read_only is not None:
+                # NOTE: the edit has ended: operations refuse (ReadOnly), and so does
+                # a read that would need the connection; other reads still answer.
+                return work()
+            async with store._database("edit", held.customer_id):
+                return await own.run_sync(lambda _: work())
+
+        return AsyncSubscription(held.sub, run)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._finish(commit=kind is None)
+
+    async def _finish(self, *, commit: bool) -> None:
+        store, held = self._store, self._held
+        connection = self._own if self._own is not None else self._given
+        try:
+            if commit and held is not None and connection is not None:
+                try:
+                    begun = self._transaction
+                    if self._given is not None and (
+                        begun is None
+                        or connection.sync_connection is None
+                        or connection.sync_connection.get_transaction() is not begun
+                        or not begun.is_active
+                    ):
+                        raise base.transaction_ended(held)
+                    async with store._database("edit", held.customer_id):
+                        written = await connection.run_sync(
+                            core.write, store._hot, store._codec, [held]
+                        )
+                        if not written:
+                            await connection.run_sync(core.forget_if_new, held)
+                        if self._own is not None:
+                            await self._own.commit()
+                except BaseException:
+                    await self._rollback(connection)
+                    raise
+            elif connection is not None:
+                await self._rollback(connection)
+        finally:
+            if held is not None:
+                held.release(base.ENDED.format(customer=held.customer_id))
+            if self._own is not None:
+                await self._own.close()
+                self._own = None
+            if self._turn is not None:
+                await self._turn.__aexit__(None, None, None)
+                self._turn = None
+            if self._token is not None:
+                base.EDITING.reset(self._token)
+                self._token = None
+
+    async def _rollback(self, connection: AsyncConnection) -> None:
+        try:
+            transaction = connection.get_transaction()
+            if transaction is not None and transaction.is_active:
+                await transaction.rollback()
+        except core.DATABASE_ERRORS:
+            pass  # NOTE: the connection is gone; the database rolled back without us
+
+
+class AsyncSubscription:
+    """A subscription of an ``AsyncSqlStore``: the operations, and the reads that
+    may need the database, are awaited; what never does is a plain attribute.
+
+    It is the very ``Subscription`` underneath (``.sync`` is it, for code that
+    runs inside the store's own ``run_sync``); after its edit ends it is
+    read-only, and a snapshot from ``load`` always is.
+    """
+
+    __slots__ = ("_run", "sync")
+
+    def __init__(self, sub: Subscription, run: Runner) -> None:
+        self.sync = sub
+        self._run = run
+
+    def __repr__(self) -> str:
+        return f"<AsyncSubscription {self.sync!r}>"
+
+    @property
+    def customer_id(self) -> str:
+        return self.sync.customer_id
+
+    @property
+    def catalog(self) -> AnyCatalog:
+        return self.sync.catalog
+
+    @property
+    def mark(self) -> datetime | None:
+        return self.sync.mark
+
+    @property
+    def edition(self) -> str | None:
+        return self.sync.edition
+
+    @property
+    def period_end(self) -> datetime | None:
+        return self.sync.period_end
+
+    @property
+    def trial_end(self) -> datetime | None:
+        return self.sync.trial_end
+
+    @property
+    def due_at(self) -> datetime | None:
+        return self.sync.due_at
+
+    # reads
+    async def state_at(self, at: datetime | None = None) -> Any:
+        return await self._run(lambda: self.sync.state_at(at))
+
+    async def remaining_credits(self, at: datetime | None = None) -> Decimal:
+        result: Decimal = await self._run(lambda: self.sync.remaining_credits(at))
+        return result
+
+    async def authorize(self, feature: str, at: datetime | None = None) -> Decision:
+        result: Decision = await self._run(lambda: self.sync.authorize(feature, at))
+        return result
+
+    async def status(self, at: datetime | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self._run(lambda: self.sync.status(at))
+        return result
+
+    async def history(self) -> tuple[Transition, ...]:
+        result: tuple[Transition, ...] = await self._run(lambda: self.sync.history)
+        return result
+
+    async def to_record(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._run(self.sync.to_record)
+        return result
+
+    # operations
+    async def purchase_trial(
+        self, order_id: str, discount: object = None, at: datetime | None = None
+    ) -> Receipt:
+        result: Receipt = await self._run(lambda: self.sync.purchase_trial(order_id, discount, at))
+        return result
+
+    async def subscribe(
+        self, edition: str, order_id: str, term_months: int = 12, at: datetime | None = None
+    ) -> Receipt:
+        result: Receipt = await self._run(
+            lambda: self.sync.subscribe(edition, order_id, term_months, at)
+        )
+        return result
+
+    async def buy_addon(self, package: str, order_id: str, at: datetime | None = None) -> Receipt:
+        result: Receipt = await self._run(lambda: self.sync.buy_addon(package, order_id, at))
+        return result
+
+    async def unsubscribe(self, request_id: str, at: datetime | None = None) -> Receipt:
+        result: Receipt = await self._run(lambda: self.sync.unsubscribe(request_id, at))
+        return result
+
+    async def record_usage(
+        self,
+        meter: str,
+        quantity: Decimal | int | str,
+        usage_id: str,
+        at: datetime | None = None,
+    ) -> Settlement:
+        result: Settlement = await self._run(
+            lambda: self.sync.record_usage(meter, quantity, usage_id, at)
+        )
+        return result
+
+    async def advance(self, to: datetime) -> list[Transition]:
+        result: list[Transition] = await self._run(lambda: self.sync.advance(to))
+        return result

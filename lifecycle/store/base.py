@@ -1,0 +1,304 @@
+"""What both stores share that is not SQL: their settings, the engine's set-up,
+the checks made before a database is touched, and the decisions of an edit.
+
+``SqlStore`` (``sync.py``) and ``AsyncSqlStore`` (``aio.py``) differ only in
+how they open transactions and wait; everything else is here, in ``core``,
+``plans``, ``sweep``, ``outbox`` and ``migrate``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lifecycle import inputs
+from lifecycle.catalog import AnyCatalog, Catalog, CatalogVersions, default_catalog
+from lifecycle.clock import Clock, read_clock, utc_now
+from lifecycle.errors import InvalidInput, StoreMisuse
+from lifecycle.store import core, sql
+from lifecycle.store.plans import Low
+
+EDITING: contextvars.ContextVar[frozenset[tuple[int, str]]] = contextvars.ContextVar(
+    "lifecycle_editing", default=frozenset()
+)
+"""The (store, customer) pairs this thread or task is editing, to refuse a nested
+edit at once instead of waiting for a lock it holds itself."""
+
+
+def _options(
+    catalog: AnyCatalog | None,
+    clock: Clock | None,
+    lock_timeout: timedelta,
+    outbox_retention: timedelta,
+    max_attempts: int,
+) -> tuple[AnyCatalog, Clock]:
+    if catalog is None:
+        catalog = default_catalog()
+    elif not isinstance(catalog, Catalog | CatalogVersions):
+        raise InvalidInput(
+            "catalog", f"expected a Catalog or CatalogVersions, got {type(catalog).__name__}"
+        )
+    if clock is None:
+        clock = utc_now
+    elif not callable(clock):
+        raise InvalidInput("clock", "expected a zero-argument callable")
+    for name, value in (("lock_timeout", lock_timeout), ("outbox_retention", outbox_retention)):
+        if not isinstance(value, timedelta) or value <= timedelta(0):
+            raise InvalidInput(name, f"expected a positive timedelta, got {value!r}")
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise InvalidInput("max_attempts", f"expected a whole number from 1, got {max_attempts!r}")
+    return catalog, clock
+
+
+def make_url(url: str | sa.URL, drivers: dict[str, tuple[str, ...]]) -> sa.URL:
+    """``url`` parsed, if it names a database and driver this store runs on."""
+    try:
+        parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError, TypeError) as error:
+        raise InvalidInput("url", f"not a database URL: {error}") from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend not in drivers:
+        raise InvalidInput("url", f"{backend!r}: the store runs on SQLite or PostgreSQL")
+    if driver not in drivers[backend]:
+        known = ", ".join(f"{backend}+{name}" for name in drivers[backend])
+        raise InvalidInput("url", f"{backend}+{driver}: this store runs on {known}")
+    return parsed
+
+
+def sqlite_connect(lock_timeout: timedelta) -> Callable[[Any, Any], None]:
+    milliseconds = max(1, int(lock_timeout.total_seconds() * 1000))
+
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        # NOTE: pysqlite's own BEGIN is switched off and ours is emitted by
+        # `sqlite_begin`: IMMEDIATE takes the write lock at once, so two edits of
+        # one database serialise instead of deadlocking on a lock upgrade.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode")  # NOTE: two calls: aiosqlite's adapter
+            if cursor.fetchone()[0] != "wal":
+                _into_wal(cursor, milliseconds)
+            cursor.execute("PRAGMA synchronous=FULL")
+        finally:
+            cursor.close()
+
+    return connect
+
+
+def _into_wal(cursor: Any, milliseconds: int) -> None:
+    """Switch a fresh database into WAL mode, once, whoever else is connecting.
+
+    NOTE: the switch needs the database to itself. Waiting for it in the busy
+    handler while holding a read lock deadlocks with a writer that waits to
+    commit, so each try gives up at once, lets go, and tries again.
+    """
+    cursor.execute("PRAGMA busy_timeout = 0")
+    deadline = time.monotonic() + milliseconds / 1000
+    try:
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                return
+            except Exception as error:  # sqlite3.OperationalError: database is locked
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout = {milliseconds}")
+
+
+def sqlite_begin(connection: Connection) -> None:
+    mode = connection.get_execution_options().get("lifecycle_begin", "IMMEDIATE")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def postgresql_connect(lock_timeout: timedelta) -> Callable[[Any, Any], None]:
+    milliseconds = max(1, int(lock_timeout.total_seconds() * 1000))
+
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET lock_timeout = {milliseconds}")
+        cursor.close()
+        dbapi_connection.commit()
+
+    return connect
+
+
+class StoreBase:
+    """Settings and state both stores keep; no I/O."""
+
+    DRIVERS: ClassVar[dict[str, tuple[str, ...]]]
+
+    def __init__(
+        self,
+        url: str | sa.URL,
+        catalog: AnyCatalog | None,
+        clock: Clock | None,
+        lock_timeout: timedelta,
+        outbox_retention: timedelta,
+        max_attempts: int,
+        engine_options: dict[str, Any],
+    ) -> None:
+        self.catalog, self.clock = _options(
+            catalog, clock, lock_timeout, outbox_retention, max_attempts
+        )
+        self.lock_timeout = lock_timeout
+        self.outbox_retention = outbox_retention
+        self.max_attempts = max_attempts
+        self.url = make_url(url, self.DRIVERS)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            connect_args = engine_options.setdefault("connect_args", {})
+            connect_args.setdefault("timeout", lock_timeout.total_seconds())
+        else:
+            # NOTE: after a server restart every pooled connection is dead; a ping at
+            # checkout replaces it instead of failing one request per connection.
+            engine_options.setdefault("pool_pre_ping", True)
+        self.engine_options = engine_options
+        self._codec = core.Codec(self.catalog, self.clock, lock_timeout)
+        self._schema_checked = False
+        self._low = Low()
+
+    def _set_up(self, engine: sa.Engine) -> None:
+        """The events every connection of the store's engine gets."""
+        if self.is_sqlite:
+            sa.event.listen(engine, "connect", sqlite_connect(self.lock_timeout))
+            sa.event.listen(engine, "begin", sqlite_begin)
+        else:
+            sa.event.listen(engine, "connect", postgresql_connect(self.lock_timeout))
+        self._hot = sql.HotPath(engine.dialect)
+
+    def _now(self) -> datetime:
+        return read_clock(self.clock)
+
+    def _not_ahead(self, now: datetime) -> datetime:
+        """``now``, unless it is later than the store's clock by more than the
+        allowance: a sweep ahead of time would end periods early and move idle
+        customers' marks into the future."""
+        clock = self._now()
+        if now > clock + self.catalog.late_arrival:
+            raise InvalidInput(
+                "now",
+                f"{now.isoformat()} is later than the store's clock ({clock.isoformat()}): "
+                "sweep the time it is (a TestClock moves a test's store through time)",
+                code="input.in_the_future",
+            )
+        return now
+
+    def _translate(
+        self, error: BaseException, operation: str, customer_id: str | None
+    ) -> Exception:
+        return core.translate(error, operation, customer_id, self.lock_timeout)
+
+    @staticmethod
+    def _drain_arguments(handler: object, limit: object) -> None:
+        if not callable(handler):
+            raise InvalidInput("handler", "expected a callable taking an OutboxMessage")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidInput("limit", f"expected a whole number from 1 to 10000, got {limit!r}")
+
+    @staticmethod
+    def _ids(ids: Sequence[int]) -> list[int]:
+        chosen = list(ids)
+        if not all(type(i) is int for i in chosen):
+            raise InvalidInput("ids", "expected the ids of dead letters (integers)")
+        return chosen
+
+    def _snapshot(self, one: core.Held) -> None:
+        one.sub._read_only = (
+            f"the subscription of {one.customer_id!r} was loaded read-only; "
+            "change it inside `with store.edit(customer_id) as sub:`"
+        )
+
+
+def begin_edit(
+    store: StoreBase, customer_id: object, given: object
+) -> tuple[str, contextvars.Token[Any]]:
+    """The checks an edit makes before anything is touched; returns the customer and
+    the token that marks it as being edited on this thread or task."""
+    customer = inputs.customer_id(customer_id)
+    editing = EDITING.get()
+    same = (id(store), customer) in editing
+    if same or (store.is_sqlite and given is None and any(s == id(store) for s, _ in editing)):
+        raise StoreMisuse(
+            f"edit({customer!r}) inside an edit of "
+            f"{'the same customer' if same else 'this database'} on the same thread would "
+            "wait for a lock it holds itself: do both in one edit, or one after the other",
+            code="store.nested_edit",
+        )
+    return customer, EDITING.set(editing | {(id(store), customer)})
+
+
+def transaction_ended(held: core.Held) -> StoreMisuse:
+    return StoreMisuse(
+        f"the transaction of edit({held.customer_id!r}, connection=...) ended inside the "
+        "edit: its lock on the customer went with it, and nothing of the edit is written; "
+        "commit after the block",
+        code="store.no_transaction",
+    )
+
+
+ENDED = (
+    "the edit of {customer!r} has ended: the subscription is read-only now; start "
+    "another edit to change it"
+)
+
+
+class Turns:
+    """SQLite: the writers of one database file take turns inside the process, first
+    come first served, before they ask for the database's write lock.
+
+    SQLite's own wait polls with growing sleeps, so a threaded server's writers
+    would otherwise wait in long, uneven tails. A writer hands the turn to the
+    next in line directly when it is done; a wait longer than the lock timeout
+    leaves the line.
+    """
+
+    _all: ClassVar[dict[str, Turns]] = {}
+    _guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._line: collections.deque[threading.Event] = collections.deque()
+        self._mutex = threading.Lock()
+
+    @classmethod
+    def of(cls, database: str) -> Turns:
+        with cls._guard:
+            return cls._all.setdefault(database, cls())
+
+    def take(self, timeout: float) -> bool:
+        with self._mutex:
+            if not self._busy and not self._line:
+                self._busy = True
+                return True
+            mine = threading.Event()
+            self._line.append(mine)
+        if mine.wait(timeout):
+            return True
+        with self._mutex:
+            if mine.is_set():
+                return True  # handed over just as the wait ran out
+            self._line.remove(mine)
+        return False
+
+    def give(self) -> None:
+        with self._mutex:
+            if self._line:
+                self._line.popleft().set()  # the turn passes, still busy
+            else:
+                self._busy = False
+
+
+def sqlite_path(url: sa.URL) -> str:
+    import os
+
+    return os.path.abspath(url.database or ":memory:")
