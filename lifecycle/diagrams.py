@@ -24,6 +24,7 @@ from pathlib import Path
 
 import attrs
 
+from lifecycle import problems
 from lifecycle.rules import RULES, Rule
 from lifecycle.settlement import DECIDES
 from lifecycle.states import EDGES, REFUSALS, State
@@ -291,6 +292,7 @@ BLOCKS: Mapping[str, Callable[[], str]] = {
     "diagram": mermaid_block,
     "states": states_table,
     "rules": rules_table,
+    "problems": lambda: problems.table() + "\n",
 }
 
 

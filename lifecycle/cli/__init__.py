@@ -6,7 +6,7 @@ console script and ``python -m lifecycle`` only hand its result to
 by default).
 """
 
-from lifecycle.cli import catalog, diagrams, rules, simulate  # noqa: F401 (commands)
+from lifecycle.cli import catalog, diagrams, rules, simulate, worker  # noqa: F401 (commands)
 from lifecycle.cli.app import cli, main, run
 
 __all__ = ["cli", "main", "run"]

@@ -1,0 +1,158 @@
+"""``lifecycle worker``: the store's scheduled work, until told to stop.
+
+Every ``--every`` it sweeps (trial and period ends due, usage keys and
+delivered messages past their time) and drains the outbox to ``--handler``,
+until SIGTERM or SIGINT; then it finishes the batch in hand and exits 0.
+Several workers side by side share the work safely (the store sees to it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import re
+import signal
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy as sa
+
+from lifecycle.cli.app import cli
+from lifecycle.errors import LifecycleError
+
+log = logging.getLogger("lifecycle.worker")
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+_SYNC = {"sqlite+aiosqlite": "sqlite", "postgresql+psycopg_async": "postgresql+psycopg"}
+
+
+def every(text: str) -> timedelta:
+    """``30s``, ``5m``, ``1h``, ``500ms``: how long a worker waits between rounds."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*", text)
+    if not found or float(found.group(1)) <= 0:
+        raise click.BadParameter(f"{text!r}: expected a duration such as 30s, 5m, 1h or 500ms")
+    return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
+
+
+def load_handler(spec: str) -> Callable[[Any], object]:
+    """``package.module:function``, imported."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise click.BadParameter(f"{spec!r}: expected package.module:function")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise click.BadParameter(f"{spec!r}: cannot import {module_name}: {error}") from None
+    handler = getattr(module, name, None)
+    if not callable(handler):
+        raise click.BadParameter(f"{spec!r}: {module_name} has no function {name}")
+    return handler  # type: ignore[no-any-return]
+
+
+@cli.command()
+@click.option("--db", "url", required=True, metavar="URL", help="The store's database URL.")
+@click.option(
+    "--handler",
+    "spec",
+    required=True,
+    metavar="MODULE:FUNCTION",
+    help="Receives each OutboxMessage (a coroutine function is awaited).",
+)
+@click.option("--every", "pause", default="30s", show_default=True, help="Time between rounds.")
+@click.option(
+    "--catalog",
+    type=click.Path(exists=True, path_type=Path),
+    help="A catalog file or directory of versions (default: the shipped catalog).",
+)
+@click.option("--limit", default=100, show_default=True, help="Messages per claim.")
+@click.option("--once", is_flag=True, help="Run one round and exit (for cron).")
+@click.option("--log-level", default="INFO", show_default=True)
+def worker(
+    url: str,
+    spec: str,
+    pause: str,
+    catalog: Path | None,
+    limit: int,
+    once: bool,
+    log_level: str,
+) -> int:
+    """Sweep and drain the outbox on a schedule until SIGTERM or SIGINT."""
+    from lifecycle.catalog import load_catalog
+    from lifecycle.store import SqlStore
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    wait = every(pause)
+    handler = _blocking(load_handler(spec))
+    parsed = sa.make_url(url)
+    if parsed.drivername in _SYNC:
+        parsed = parsed.set(drivername=_SYNC[parsed.drivername])
+    try:
+        store = SqlStore(parsed, catalog=load_catalog(catalog) if catalog else None)
+    except LifecycleError as error:
+        raise click.ClickException(str(error)) from None
+    stop = threading.Event()
+    previous = {
+        number: signal.signal(number, lambda *_: stop.set())
+        for number in (signal.SIGTERM, signal.SIGINT)
+    }
+    log.info("worker started on %s, every %s", store, pause)
+    try:
+        while not stop.is_set():
+            _round(store, handler, limit, stop)
+            if once:
+                break
+            stop.wait(wait.total_seconds())
+    finally:
+        for number, before in previous.items():
+            signal.signal(number, before)
+        store.close()
+    log.info("worker stopped")
+    return 0
+
+
+def _round(store: Any, handler: Callable[[Any], object], limit: int, stop: threading.Event) -> None:
+    """One sweep, then drains until the outbox has nothing more (or a stop is asked:
+    the batch in hand is finished first)."""
+    try:
+        report = store.sweep(store._now())
+        if report.applied or report.keys_deleted or report.messages_deleted:
+            log.info(
+                "swept: %s transitions applied, %s usage keys and %s messages deleted",
+                report.applied,
+                report.keys_deleted,
+                report.messages_deleted,
+            )
+        for failure in report.failed:
+            log.warning("not swept: %s: %s: %s", failure.customer_id, failure.code, failure.message)
+        delivered = 0
+        while not stop.is_set():
+            handed = store.drain_outbox(handler, limit=limit)
+            delivered += handed
+            if not handed:
+                break
+        if delivered:
+            log.info("delivered %s messages", delivered)
+    except LifecycleError as error:
+        # NOTE: the database away, or a lock held too long: log it and try again
+        # next round; the worker does not die of what a retry can cure.
+        log.error("round failed: %s (%s)", error, error.code)
+
+
+def _blocking(handler: Callable[[Any], object]) -> Callable[[Any], object]:
+    """A coroutine function handler runs on an event loop of the worker's own."""
+    if not inspect.iscoroutinefunction(handler):
+        return handler
+    runner = asyncio.Runner()
+
+    def run(message: Any) -> object:
+        return runner.run(handler(message))
+
+    return run
