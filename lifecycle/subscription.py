@@ -48,6 +48,7 @@ from lifecycle.money import MONEY, ZERO, text
 from lifecycle.rules import Attempt
 from lifecycle.settlement import split, terms
 from lifecycle.states import ENTERPRISE, EXPIRED, TRIAL, TRIAL_EXHAUSTED, State
+from lifecycle.telemetry import counted
 from lifecycle.values import Decision, Receipt, Settlement, Transition
 
 
@@ -332,6 +333,7 @@ class Subscription:
 
     # --- operations ----------------------------------------------------------
 
+    @counted
     def purchase_trial(
         self, order_id: str, discount: object = None, at: datetime | None = None
     ) -> Receipt:
@@ -376,6 +378,7 @@ class Subscription:
         self._commit(draft, when)
         return _receipt(entry)
 
+    @counted
     def subscribe(
         self,
         edition: str,
@@ -432,6 +435,7 @@ class Subscription:
         self._commit(draft, when)
         return _receipt(entry)
 
+    @counted
     def buy_addon(self, package: str, order_id: str, at: datetime | None = None) -> Receipt:
         """Buy an add-on package: its credits last until the current period ends (Q1, Q6)."""
         self._writable()
@@ -471,6 +475,7 @@ class Subscription:
         self._commit(draft, when)
         return _receipt(entry)
 
+    @counted
     def unsubscribe(self, request_id: str, at: datetime | None = None) -> Receipt:
         """Unsubscribe from Enterprise: service stops, unused credits are forfeited (Q4)."""
         self._writable()
@@ -496,6 +501,7 @@ class Subscription:
         self._commit(draft, when)
         return _receipt(entry)
 
+    @counted
     def record_usage(
         self,
         meter: str,

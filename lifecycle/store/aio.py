@@ -16,7 +16,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    nullcontext,
+)
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
@@ -26,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RootTransaction
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from lifecycle import inputs
+from lifecycle import inputs, telemetry
 from lifecycle.catalog import AnyCatalog
 from lifecycle.clock import Clock, aware
 from lifecycle.errors import LockTimeout, SchemaMismatch
@@ -304,10 +309,13 @@ class AsyncEdit:
         self._held: core.Held | None = None
         self._token: Any = None
         self._turn: AbstractAsyncContextManager[None] | None = None
+        self._span: AbstractContextManager[Any] | None = None
 
     async def __aenter__(self) -> AsyncSubscription:
         store = self._store
         customer, self._token = base.begin_edit(store, self._customer_id, self._given)
+        self._span = telemetry.span("lifecycle.edit", customer_id=customer)
+        self._span.__enter__()
         try:
             if self._given is not None and not isinstance(self._given, AsyncConnection):
                 raise base.InvalidInput(
@@ -395,6 +403,9 @@ class AsyncEdit:
             if self._token is not None:
                 base.EDITING.reset(self._token)
                 self._token = None
+            if self._span is not None:
+                self._span.__exit__(None, None, None)
+                self._span = None
 
     async def _rollback(self, connection: AsyncConnection) -> None:
         try:

@@ -35,6 +35,7 @@ from typing import Any
 import attrs
 from sqlalchemy.engine import Connection
 
+from lifecycle import telemetry
 from lifecycle.errors import InvalidInput
 from lifecycle.states import State
 from lifecycle.store import sql
@@ -222,28 +223,32 @@ def hand_out(batch: Claim, handler: Callable[[OutboxMessage], object], outcome: 
 
     ``outcome`` is filled as it goes, so what was handed out before an
     interruption (KeyboardInterrupt, SystemExit) is still settled."""
-    for item in outcome.due(batch):
-        try:
-            handler(item)
-        except Exception as error:
-            outcome.fail(item, error)
-        else:
-            outcome.delivered.append(item.id)
+    with telemetry.batch("lifecycle.drain.batch", messages=len(batch.messages)) as found:
+        for item in outcome.due(batch):
+            try:
+                handler(item)
+            except Exception as error:
+                outcome.fail(item, error)
+            else:
+                outcome.delivered.append(item.id)
+        found.update(delivered=len(outcome.delivered), failed=len(outcome.failed))
 
 
 async def hand_out_async(
     batch: Claim, handler: Callable[[OutboxMessage], object], outcome: Outcome
 ) -> None:
     """``hand_out`` for an asynchronous store: the handler may be a coroutine function."""
-    for item in outcome.due(batch):
-        try:
-            result = handler(item)
-            if inspect.isawaitable(result):
-                await result
-        except Exception as error:
-            outcome.fail(item, error)
-        else:
-            outcome.delivered.append(item.id)
+    with telemetry.batch("lifecycle.drain.batch", messages=len(batch.messages)) as found:
+        for item in outcome.due(batch):
+            try:
+                result = handler(item)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as error:
+                outcome.fail(item, error)
+            else:
+                outcome.delivered.append(item.id)
+        found.update(delivered=len(outcome.delivered), failed=len(outcome.failed))
 
 
 def settle(
@@ -260,6 +265,10 @@ def settle(
     ``now`` is the wall clock leases and retries are timed by."""
     token = batch.token
     if outcome.delivered:
+        handed = set(outcome.delivered)
+        for item in batch.messages:
+            if item.id in handed:
+                telemetry.delivered(item.at, delivered_at)
         kept = outcome.unreached + [item.id for item, _ in outcome.failed]
         connection.execute(
             sql.delivered,

@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 from sqlalchemy.engine import Connection
 
+from lifecycle import telemetry
 from lifecycle.errors import LifecycleError
 from lifecycle.store import core, sql
 from lifecycle.store.providers import FOREVER_AGO
@@ -92,7 +93,21 @@ def due(
     batch: int | None = None,
 ) -> Page:
     """Apply the timed transitions due by ``cut`` to one batch of customers."""
-    batch = batch or BATCH
+    with telemetry.batch("lifecycle.sweep.batch", job="due") as found:
+        page = _due(connection, hot, codec, now, cut, after, batch or BATCH)
+        found.update(applied=page.report.applied, failed=len(page.report.failed))
+    return page
+
+
+def _due(
+    connection: Connection,
+    hot: sql.HotPath,
+    codec: core.Codec,
+    now: datetime,
+    cut: datetime,
+    after: tuple[datetime, str],
+    batch: int,
+) -> Page:
     rows = connection.execute(
         sql.due,
         {"cut": cut, "now": now, "after_at": after[0], "after_id": after[1], "batch": batch},
@@ -132,7 +147,21 @@ def keys(
     ``horizon`` is how far the sweep may move an idle customer's mark: keys
     at or before ``horizon - window`` are forgotten and deleted.
     """
-    batch = batch or BATCH
+    with telemetry.batch("lifecycle.sweep.batch", job="keys") as found:
+        page = _keys(connection, hot, codec, now, horizon, after, batch or BATCH)
+        found.update(applied=page.report.applied, failed=len(page.report.failed))
+    return page
+
+
+def _keys(
+    connection: Connection,
+    hot: sql.HotPath,
+    codec: core.Codec,
+    now: datetime,
+    horizon: datetime,
+    after: tuple[datetime, str],
+    batch: int,
+) -> Page:
     window = codec.catalog.window
     rows = connection.execute(
         sql.stale_keys,

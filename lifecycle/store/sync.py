@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RootTransaction
 
-from lifecycle import inputs
+from lifecycle import inputs, telemetry
 from lifecycle.catalog import AnyCatalog
 from lifecycle.clock import Clock, aware
 from lifecycle.errors import LockTimeout, SchemaMismatch
@@ -299,10 +299,13 @@ class Edit:
         self._held: core.Held | None = None
         self._token: Any = None
         self._turn: AbstractContextManager[None] | None = None
+        self._span: AbstractContextManager[Any] | None = None
 
     def __enter__(self) -> Subscription:
         store = self._store
         customer, self._token = base.begin_edit(store, self._customer_id, self._given)
+        self._span = telemetry.span("lifecycle.edit", customer_id=customer)
+        self._span.__enter__()
         try:
             if self._given is not None:
                 core.check_connection(self._given, store.engine)
@@ -369,6 +372,9 @@ class Edit:
             if self._token is not None:
                 base.EDITING.reset(self._token)
                 self._token = None
+            if self._span is not None:
+                self._span.__exit__(None, None, None)
+                self._span = None
 
     def _rollback(self, connection: Connection) -> None:
         try:
