@@ -43,6 +43,7 @@ CODES: Mapping[str, tuple[int, str]] = {
     "store.read_only": (500, "The subscription may only be read"),
     "store.nested_edit": (500, "An edit inside an edit of the same customer"),
     "store.no_transaction": (500, "The edit's transaction is missing or ended"),
+    "store.constraint": (409, "A statement broke a constraint of the database"),
     "store.error": (500, "The store failed"),
     "lifecycle.error": (500, "The lifecycle library failed"),
 }

@@ -27,6 +27,7 @@ from lifecycle.errors import (
     LifecycleError,
     LockTimeout,
     SchemaMismatch,
+    StoreError,
     StoreMisuse,
     StoreUnavailable,
     UnknownCustomer,
@@ -261,9 +262,14 @@ def write(
     return len(updates)
 
 
+def stored(connection: Connection, customer_id: str) -> sa.Row[Any, Any, Any, Any] | None:
+    """A customer's row (record, revision, keys_from, seq), unlocked, or None."""
+    return connection.execute(sql.lock, {"customer_id": customer_id}).first()
+
+
 def history_of(connection: Connection, codec: Codec, customer_id: str) -> list[Transition]:
     """Every transition of a customer, oldest first, or ``UnknownCustomer``."""
-    row = connection.execute(sql.lock, {"customer_id": customer_id}).first()
+    row = stored(connection, customer_id)
     if row is None:
         raise UnknownCustomer(customer_id)
     return list(held(connection, None, codec, customer_id, *row).sub.history)
@@ -275,6 +281,13 @@ def bound_locks(connection: Connection, engine: sa.Engine, lock_timeout: timedel
     if engine.dialect.name == "postgresql" and connection.engine is not engine:
         milliseconds = int(lock_timeout.total_seconds() * 1000)
         connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
+
+
+def write_edit(connection: Connection, hot: sql.HotPath, codec: Codec, one: Held) -> None:
+    """What one edit did, written; an edit that created its customer and did
+    nothing leaves no row."""
+    if not write(connection, hot, codec, [one]):
+        forget_if_new(connection, one)
 
 
 def forget_if_new(connection: Connection, one: Held) -> None:
@@ -314,8 +327,9 @@ def check_connection(connection: Connection, engine: sa.Engine) -> None:
         )
     if engine.dialect.name == "sqlite" and connection.engine is not engine:
         raise StoreMisuse(
-            "on SQLite, edit(connection=...) needs a connection from store.engine, whose "
-            "transactions take the write lock when they begin (BEGIN IMMEDIATE)",
+            "on SQLite, edit(connection=...) needs a connection from store.begin() or "
+            "store.engine, whose transactions take the write lock when they begin "
+            "(BEGIN IMMEDIATE)",
             code="store.no_transaction",
         )
 
@@ -343,6 +357,18 @@ def translate(
         return SchemaMismatch(
             "the lifecycle tables are missing from this database: call "
             f"create_schema() (schema version {SCHEMA_VERSION})"
+        )
+    if isinstance(error, sa.exc.IntegrityError):
+        return StoreError(
+            f"{operation}: a statement broke a constraint of the database ({message.strip()}); "
+            "nothing was committed, and the same statement would break it again",
+            code="store.constraint",
+        )
+    if isinstance(error, sa.exc.ProgrammingError | sa.exc.DataError):
+        return StoreError(
+            f"{operation}: the database refused a statement ({message.strip()}); nothing was "
+            "committed",
+            code="store.error",
         )
     return StoreUnavailable(operation, error)
 

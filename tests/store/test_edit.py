@@ -281,6 +281,35 @@ def test_a_declined_order_rolls_back_the_callers_rows_too(sync_store: SqlStore) 
     assert D(2000) == snapshot.remaining_credits(sh(2026, 3, 2))
 
 
+def test_a_broken_constraint_of_the_callers_rows_is_store_constraint(
+    sync_store: SqlStore,
+) -> None:
+    """The caller's own row breaking a constraint (an order id already used by
+    another customer) is store.constraint, answered 409, not retryable; the edit
+    in the same transaction is rolled back with it. Another order id commits."""
+    store = sync_store
+    ORDERS.create(store.engine)
+    for customer in ("c", "d"):
+        with store.edit(customer) as sub:
+            sub.subscribe("basic", order_id=f"o-1-{customer}", at=sh(2026, 3, 1))
+    place_order(store, "c", "o-2")
+    with pytest.raises(lc.store.StoreError) as info:
+        place_order(store, "d", "o-2")
+    error = info.value
+    assert ("store.constraint", 409, False) == (
+        error.code,
+        error.problem()["status"],
+        getattr(error, "retryable", False),
+    )
+    assert isinstance(error.__cause__, sa.exc.IntegrityError)
+    assert 1 == count(store, "orders")
+    snapshot = store.load("d")
+    assert snapshot is not None
+    assert D(2000) == snapshot.remaining_credits(sh(2026, 3, 2))
+    assert place_order(store, "d", "o-3").replayed is False
+    assert 2 == count(store, "orders")
+
+
 @pytest.mark.parametrize(
     ("customer_id", "order_id", "usage_id", "field"),
     [
@@ -381,8 +410,8 @@ def test_load_reads_the_row_only(store: SqlStore) -> None:
                 "media_processing", D(1), f"u-{n}", sh(2026, 3, 2) + timedelta(minutes=n)
             )
     statements: list[str] = []
-    engine = store.store.engine.sync_engine if getattr(store, "is_async", False) else store.engine
-    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    for engine in store.engines if getattr(store, "is_async", False) else [store.engine]:
+        sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     snapshot = store.load("c")
     assert snapshot is not None
     assert (lc.State.ENTERPRISE_ACTIVE, D(29950)) == (
