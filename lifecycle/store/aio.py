@@ -6,7 +6,9 @@ work runs through ``AsyncConnection.run_sync`` on the very functions the
 synchronous store calls (``core``, ``plans``, ``sweep``, ``outbox``,
 ``migrate``), the way SQLAlchemy's asyncio extension wraps its own
 synchronous core instead of copying it. What differs is only how transactions
-are opened and how the store waits.
+are opened and how the store waits. On an SQLite file the store's own work
+runs those functions in worker threads instead, one hop a transaction
+(``threaded``).
 
 A subscription from ``edit`` or ``load`` is an ``AsyncSubscription``: its
 operations, and its reads that may touch the database, are awaited.
@@ -15,6 +17,7 @@ operations, and its reads that may touch the database, are awaited.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import (
     AbstractAsyncContextManager,
@@ -34,8 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from lifecycle import inputs, telemetry
 from lifecycle.catalog import AnyCatalog
 from lifecycle.clock import Clock, aware
-from lifecycle.errors import LockTimeout, SchemaMismatch
-from lifecycle.store import base, core, migrate, outbox, plans, sql, sweep
+from lifecycle.errors import SchemaMismatch
+from lifecycle.store import base, core, migrate, outbox, plans, sweep, threaded, turns
 from lifecycle.store.outbox import DeadLetter, OutboxMessage
 from lifecycle.store.schema import SCHEMA_VERSION
 from lifecycle.store.sweep import FailingCustomer, SweepReport
@@ -69,8 +72,13 @@ class AsyncSqlStore(base.StoreBase):
             url, catalog, clock, lock_timeout, outbox_retention, max_attempts, engine_options
         )
         self.engine: AsyncEngine = create_async_engine(self.url, **self.engine_options)
+        self._threads: threaded.Threads | None = None
+        if self.is_sqlite:
+            turns.take_turns(self.engine.sync_engine, lock_timeout)
+        if threaded.applies(self.url):
+            self._threads = threaded.Threads(self.url, self.engine_options, lock_timeout)
+            self._set_up(self._threads.engine)
         self._set_up(self.engine.sync_engine)
-        self._turns: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
         return f"<AsyncSqlStore {self.engine.url.render_as_string(hide_password=True)}>"
@@ -78,6 +86,8 @@ class AsyncSqlStore(base.StoreBase):
     async def close(self) -> None:
         """Close every pooled connection (``await engine.dispose()``)."""
         await self.engine.dispose()
+        if self._threads is not None:
+            await asyncio.to_thread(self._threads.close)
 
     # --- transactions and failures ---------------------------------------------
 
@@ -96,25 +106,8 @@ class AsyncSqlStore(base.StoreBase):
         return self._database(operation)
 
     @asynccontextmanager
-    async def _turn(self) -> AsyncIterator[None]:
-        """SQLite: this process's writers take turns, first come first served."""
-        if not self.is_sqlite:
-            yield
-            return
-        if self._turns is None:
-            self._turns = asyncio.Lock()
-        try:
-            await asyncio.wait_for(self._turns.acquire(), self.lock_timeout.total_seconds())
-        except TimeoutError:
-            raise LockTimeout(None, self.lock_timeout.total_seconds()) from None
-        try:
-            yield
-        finally:
-            self._turns.release()
-
-    @asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
-        async with self._turn(), self.engine.connect() as connection, connection.begin():
+        async with self.engine.connect() as connection, connection.begin():
             yield connection
 
     @asynccontextmanager
@@ -124,11 +117,18 @@ class AsyncSqlStore(base.StoreBase):
             async with connection.begin():
                 yield connection
 
+    async def _unit(self, write: bool, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` in a transaction of its own, committed if it
+        returns; a write waits for its turn on SQLite."""
+        if self._threads is None:
+            async with self._writing() if write else self._reading() as connection:
+                return await connection.run_sync(fn, *args)
+        return await self._threads.unit(write, fn, *args)
+
     async def _ensure_schema(self) -> None:
         if self._schema_checked:
             return
-        async with self._reading() as connection:
-            found = await connection.run_sync(migrate.version)
+        found = await self._unit(False, migrate.version)
         if found != [SCHEMA_VERSION]:
             raise SchemaMismatch(migrate.mismatch(found))
         self._schema_checked = True
@@ -146,9 +146,7 @@ class AsyncSqlStore(base.StoreBase):
             value, error = None, None
             try:
                 if isinstance(request, plans.Transaction):
-                    opened = self._writing() if request.write else self._reading()
-                    async with opened as connection:
-                        value = await connection.run_sync(request.work)
+                    value = await self._unit(request.write, request.work)
                 elif isinstance(request, plans.HandOut):
                     await outbox.hand_out_async(request.batch, request.handler, request.outcome)
                 else:
@@ -162,8 +160,7 @@ class AsyncSqlStore(base.StoreBase):
         """Create the tables if they are missing, or upgrade an earlier version in
         place. Safe to call from many instances at once."""
         async with self._database("create_schema"):
-            async with self._writing() as connection:
-                before = await connection.run_sync(migrate.create)
+            before = await self._unit(True, migrate.create)
             self._schema_checked = True
             if before == 1:
                 await self.upgrade()
@@ -174,6 +171,29 @@ class AsyncSqlStore(base.StoreBase):
             await self._ensure_schema()
             return await self._drive(plans.upgrade_plan(self._hot, self._codec))
 
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection | threaded.ThreadedConnection]:
+        """A transaction on the store's database for the caller's own rows beside
+        an edit's: ``async with store.begin() as connection:``, then
+        ``store.edit(customer_id, connection=connection)`` and
+        ``await connection.execute(...)``. Commits when the block ends cleanly,
+        rolls back when it raises.
+
+        It is ``store.engine.begin()``, except on an SQLite file, where it runs in
+        the store's worker threads, one hop a statement (``threaded``).
+        """
+        if self._threads is None:
+            async with self.engine.begin() as connection:
+                yield connection
+            return
+        ours, _ = await self._threads.open(lambda _: None)
+        try:
+            yield ours
+        except BaseException:
+            await ours.end(None)
+            raise
+        await ours.end(lambda _: None)
+
     # --- one customer ------------------------------------------------------------
 
     def edit(
@@ -181,7 +201,7 @@ class AsyncSqlStore(base.StoreBase):
         customer_id: str,
         *,
         create: bool = True,
-        connection: AsyncConnection | None = None,
+        connection: AsyncConnection | threaded.ThreadedConnection | None = None,
     ) -> AsyncEdit:
         """``async with store.edit(customer_id) as sub:`` the subscription, held
         exclusively; ``await sub.record_usage(...)``. Commits on a clean exit, rolls
@@ -194,8 +214,7 @@ class AsyncSqlStore(base.StoreBase):
         customer = inputs.customer_id(customer_id)
         async with self._database("load", customer):
             await self._ensure_schema()
-            async with self._reading() as connection:
-                row = (await connection.execute(sql.lock, {"customer_id": customer})).first()
+            row = await self._unit(False, core.stored, customer)
             if row is None:
                 return None
             one = core.held(None, None, self._codec, customer, *row, opener=_needs_database)
@@ -208,16 +227,16 @@ class AsyncSqlStore(base.StoreBase):
                 return work()  # most reads need no database at all
             except _NeedsDatabase:
                 pass
-            async with self._database("load", one.customer_id), self._reading() as connection:
 
-                def bound(sync: Connection) -> T:
-                    one.link.opener = lambda: nullcontext(sync)
-                    try:
-                        return work()
-                    finally:
-                        one.link.opener = _needs_database
+            def bound(sync: Connection) -> T:
+                one.link.opener = lambda: nullcontext(sync)
+                try:
+                    return work()
+                finally:
+                    one.link.opener = _needs_database
 
-                return await connection.run_sync(bound)
+            async with self._database("load", one.customer_id):
+                return await self._unit(False, bound)
 
         return run
 
@@ -226,8 +245,7 @@ class AsyncSqlStore(base.StoreBase):
         customer = inputs.customer_id(customer_id)
         async with self._database("history", customer):
             await self._ensure_schema()
-            async with self._reading() as connection:
-                return await connection.run_sync(core.history_of, self._codec, customer)
+            return await self._unit(False, core.history_of, self._codec, customer)
 
     # --- the scheduler's jobs ----------------------------------------------------
 
@@ -258,21 +276,18 @@ class AsyncSqlStore(base.StoreBase):
     async def failing_customers(self) -> list[FailingCustomer]:
         async with self._database("failing_customers"):
             await self._ensure_schema()
-            async with self._reading() as connection:
-                return await connection.run_sync(sweep.failing)
+            return await self._unit(False, sweep.failing)
 
     async def dead_letters(self) -> list[DeadLetter]:
         async with self._database("dead_letters"):
             await self._ensure_schema()
-            async with self._reading() as connection:
-                return await connection.run_sync(outbox.dead_letters)
+            return await self._unit(False, outbox.dead_letters)
 
     async def redeliver(self, ids: Sequence[int]) -> int:
         chosen = self._ids(ids)
         async with self._database("redeliver"):
             await self._ensure_schema()
-            async with self._writing() as connection:
-                fresh = await connection.run_sync(outbox.redeliver, chosen)
+            fresh = await self._unit(True, outbox.redeliver, chosen)
         if fresh:
             self._low.id = min(self._low.id, *fresh)
         return len(fresh)
@@ -298,17 +313,17 @@ class AsyncEdit:
         store: AsyncSqlStore,
         customer_id: str,
         create: bool,
-        connection: AsyncConnection | None,
+        connection: AsyncConnection | threaded.ThreadedConnection | None,
     ) -> None:
         self._store = store
         self._customer_id = customer_id
         self._create = create
         self._given = connection
         self._own: AsyncConnection | None = None
+        self._threaded: threaded.ThreadedConnection | None = None
         self._transaction: RootTransaction | None = None
         self._held: core.Held | None = None
         self._token: Any = None
-        self._turn: AbstractAsyncContextManager[None] | None = None
         self._span: AbstractContextManager[Any] | None = None
 
     async def __aenter__(self) -> AsyncSubscription:
@@ -317,30 +332,44 @@ class AsyncEdit:
         self._span = telemetry.span("lifecycle.edit", customer_id=customer)
         self._span.__enter__()
         try:
-            if self._given is not None and not isinstance(self._given, AsyncConnection):
+            given = self._given
+            if given is not None and not isinstance(
+                given, (AsyncConnection, threaded.ThreadedConnection)
+            ):
                 raise base.InvalidInput(
                     "connection",
-                    f"expected an AsyncConnection, got {type(self._given).__name__}",
+                    "expected an AsyncConnection or a connection from store.begin(), "
+                    f"got {type(given).__name__}",
                 )
             async with store._database("edit", customer):
                 await store._ensure_schema()
-                if self._given is None:
-                    self._turn = store._turn()
-                    await self._turn.__aenter__()
+                hold = functools.partial(
+                    core.hold, hot=store._hot, codec=store._codec, customer_id=customer,
+                    create=self._create,
+                )  # fmt: skip
+                connection: AsyncConnection | threaded.ThreadedConnection
+                if given is None and store._threads is not None:
+                    self._threaded, self._held = await store._threads.open(hold)
+                    connection = self._threaded
+                elif given is None:
                     self._own = await store.engine.connect()
                     await self._own.begin()
                     connection = self._own
                 else:
-                    connection = self._given
-                    await connection.run_sync(core.check_connection, store.engine.sync_engine)
-                    assert connection.sync_connection is not None
-                    self._transaction = connection.sync_connection.get_transaction()
-                    await connection.run_sync(
-                        core.bound_locks, store.engine.sync_engine, store.lock_timeout
-                    )
-                self._held = await connection.run_sync(
-                    core.hold, store._hot, store._codec, customer, create=self._create
-                )
+                    connection = given
+                    engine = store.engine.sync_engine
+                    if isinstance(given, threaded.ThreadedConnection) and store._threads:
+                        engine = store._threads.engine
+
+                    def joined(sync: Connection) -> core.Held:
+                        core.check_connection(sync, engine)
+                        self._transaction = sync.get_transaction()
+                        core.bound_locks(sync, engine, store.lock_timeout)
+                        return hold(sync)
+
+                    self._held = await _run_on(connection, joined)
+                if self._held is None:
+                    self._held = await connection.run_sync(hold)
         except BaseException:
             await self._finish(commit=False)
             raise
@@ -352,7 +381,7 @@ class AsyncEdit:
                 # a read that would need the connection; other reads still answer.
                 return work()
             async with store._database("edit", held.customer_id):
-                return await own.run_sync(lambda _: work())
+                return await _run_on(own, lambda _: work())
 
         return AsyncSubscription(held.sub, run)
 
@@ -368,7 +397,16 @@ class AsyncEdit:
         store, held = self._store, self._held
         connection = self._own if self._own is not None else self._given
         try:
-            if commit and held is not None and connection is not None:
+            if self._threaded is not None:
+                # NOTE: write, commit and close in one hop, or roll back and close
+                ended, self._threaded = self._threaded, None
+                async with store._database("edit", self._customer_id):
+                    if commit and held is not None:
+                        one = held
+                        await ended.end(lambda c: core.write_edit(c, store._hot, store._codec, one))
+                    else:
+                        await ended.end(None)
+            elif commit and held is not None and connection is not None:
                 try:
                     begun = self._transaction
                     if self._given is not None and (
@@ -379,11 +417,10 @@ class AsyncEdit:
                     ):
                         raise base.transaction_ended(held)
                     async with store._database("edit", held.customer_id):
-                        written = await connection.run_sync(
-                            core.write, store._hot, store._codec, [held]
+                        await _run_on(
+                            connection,
+                            lambda sync: core.write_edit(sync, store._hot, store._codec, held),
                         )
-                        if not written:
-                            await connection.run_sync(core.forget_if_new, held)
                         if self._own is not None:
                             await self._own.commit()
                 except BaseException:
@@ -397,9 +434,6 @@ class AsyncEdit:
             if self._own is not None:
                 await self._own.close()
                 self._own = None
-            if self._turn is not None:
-                await self._turn.__aexit__(None, None, None)
-                self._turn = None
             if self._token is not None:
                 base.EDITING.reset(self._token)
                 self._token = None
@@ -407,13 +441,27 @@ class AsyncEdit:
                 self._span.__exit__(None, None, None)
                 self._span = None
 
-    async def _rollback(self, connection: AsyncConnection) -> None:
+    async def _rollback(self, connection: AsyncConnection | threaded.ThreadedConnection) -> None:
         try:
+            if isinstance(connection, threaded.ThreadedConnection):
+                await connection.rollback()
+                return
             transaction = connection.get_transaction()
             if transaction is not None and transaction.is_active:
                 await transaction.rollback()
         except core.DATABASE_ERRORS:
             pass  # NOTE: the connection is gone; the database rolled back without us
+
+
+async def _run_on(
+    connection: AsyncConnection | threaded.ThreadedConnection, fn: Callable[[Connection], T]
+) -> T:
+    """``fn`` on an edit's connection: in place on a threaded one, which holds the
+    write lock (its statements never wait for one), else through ``run_sync``."""
+    if isinstance(connection, threaded.ThreadedConnection):
+        sync = connection.sync_connection
+        return await connection.run_here(lambda: fn(sync))
+    return await connection.run_sync(fn)
 
 
 class AsyncSubscription:

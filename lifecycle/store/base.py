@@ -8,9 +8,7 @@ how they open transactions and wait; everything else is here, in ``core``,
 
 from __future__ import annotations
 
-import collections
 import contextvars
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -250,55 +248,3 @@ ENDED = (
     "the edit of {customer!r} has ended: the subscription is read-only now; start "
     "another edit to change it"
 )
-
-
-class Turns:
-    """SQLite: the writers of one database file take turns inside the process, first
-    come first served, before they ask for the database's write lock.
-
-    SQLite's own wait polls with growing sleeps, so a threaded server's writers
-    would otherwise wait in long, uneven tails. A writer hands the turn to the
-    next in line directly when it is done; a wait longer than the lock timeout
-    leaves the line.
-    """
-
-    _all: ClassVar[dict[str, Turns]] = {}
-    _guard: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self) -> None:
-        self._busy = False
-        self._line: collections.deque[threading.Event] = collections.deque()
-        self._mutex = threading.Lock()
-
-    @classmethod
-    def of(cls, database: str) -> Turns:
-        with cls._guard:
-            return cls._all.setdefault(database, cls())
-
-    def take(self, timeout: float) -> bool:
-        with self._mutex:
-            if not self._busy and not self._line:
-                self._busy = True
-                return True
-            mine = threading.Event()
-            self._line.append(mine)
-        if mine.wait(timeout):
-            return True
-        with self._mutex:
-            if mine.is_set():
-                return True  # handed over just as the wait ran out
-            self._line.remove(mine)
-        return False
-
-    def give(self) -> None:
-        with self._mutex:
-            if self._line:
-                self._line.popleft().set()  # the turn passes, still busy
-            else:
-                self._busy = False
-
-
-def sqlite_path(url: sa.URL) -> str:
-    import os
-
-    return os.path.abspath(url.database or ":memory:")

@@ -20,8 +20,8 @@ from sqlalchemy.engine import Connection, Engine, RootTransaction
 from lifecycle import inputs, telemetry
 from lifecycle.catalog import AnyCatalog
 from lifecycle.clock import Clock, aware
-from lifecycle.errors import LockTimeout, SchemaMismatch
-from lifecycle.store import base, core, migrate, outbox, plans, sql, sweep
+from lifecycle.errors import SchemaMismatch
+from lifecycle.store import base, core, migrate, outbox, plans, sweep, turns
 from lifecycle.store.outbox import DeadLetter, OutboxMessage
 from lifecycle.store.schema import SCHEMA_VERSION
 from lifecycle.store.sweep import FailingCustomer, SweepReport
@@ -65,8 +65,9 @@ class SqlStore(base.StoreBase):
             url, catalog, clock, lock_timeout, outbox_retention, max_attempts, engine_options
         )
         self.engine: Engine = sa.create_engine(self.url, **self.engine_options)
+        if self.is_sqlite:
+            turns.take_turns(self.engine, lock_timeout)
         self._set_up(self.engine)
-        self._turns = base.Turns.of(base.sqlite_path(self.url)) if self.is_sqlite else None
 
     def __repr__(self) -> str:
         return f"<SqlStore {self.engine.url.render_as_string(hide_password=True)}>"
@@ -92,22 +93,15 @@ class SqlStore(base.StoreBase):
         service runs itself in the transaction it hands to ``edit(connection=)``."""
         return self._database(operation)
 
-    @contextmanager
-    def _turn(self) -> Iterator[None]:
-        """SQLite: wait for this process's turn to write (see ``base.Turns``)."""
-        if self._turns is None:
-            yield
-            return
-        if not self._turns.take(self.lock_timeout.total_seconds()):
-            raise LockTimeout(None, self.lock_timeout.total_seconds())
-        try:
-            yield
-        finally:
-            self._turns.give()
+    def begin(self) -> AbstractContextManager[Connection]:
+        """A transaction on the store's database for the caller's own rows beside
+        an edit's: ``with store.begin() as connection:``, then
+        ``store.edit(customer_id, connection=connection)`` (``engine.begin()``)."""
+        return self.engine.begin()
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
-        with self._turn(), self.engine.connect() as connection, connection.begin():
+        with self.engine.connect() as connection, connection.begin():
             yield connection
 
     @contextmanager
@@ -204,7 +198,7 @@ class SqlStore(base.StoreBase):
         with self._database("load", customer):
             self._ensure_schema()
             with self._reading() as connection:
-                row = connection.execute(sql.lock, {"customer_id": customer}).first()
+                row = core.stored(connection, customer)
             if row is None:
                 return None
             one = core.held(None, None, self._codec, customer, *row, opener=self._snapshot_read)
@@ -298,7 +292,6 @@ class Edit:
         self._transaction: RootTransaction | None = None
         self._held: core.Held | None = None
         self._token: Any = None
-        self._turn: AbstractContextManager[None] | None = None
         self._span: AbstractContextManager[Any] | None = None
 
     def __enter__(self) -> Subscription:
@@ -312,8 +305,6 @@ class Edit:
             with store._database("edit", customer):
                 store._ensure_schema()
                 if self._given is None:
-                    self._turn = store._turn()
-                    self._turn.__enter__()
                     self._own = store.engine.connect()
                     self._own.begin()
                     connection = self._own
@@ -351,8 +342,7 @@ class Edit:
                     ):
                         raise base.transaction_ended(held)
                     with store._database("edit", held.customer_id):
-                        if not core.write(connection, store._hot, store._codec, [held]):
-                            core.forget_if_new(connection, held)
+                        core.write_edit(connection, store._hot, store._codec, held)
                         if self._own is not None:
                             self._own.commit()
                 except BaseException:
@@ -366,9 +356,6 @@ class Edit:
             if self._own is not None:
                 self._own.close()
                 self._own = None
-            if self._turn is not None:
-                self._turn.__exit__(None, None, None)
-                self._turn = None
             if self._token is not None:
                 base.EDITING.reset(self._token)
                 self._token = None

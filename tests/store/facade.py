@@ -114,6 +114,13 @@ class AsyncFacade:
         self.catalog = self.store.catalog
         self.clock = self.store.clock
 
+    @property
+    def engines(self) -> list[sa.Engine]:
+        """The engines the store's own statements run on (on an SQLite file, most
+        run on its threaded engine)."""
+        threads = self.store._threads
+        return [self.store.engine.sync_engine, *([threads.engine] if threads else [])]
+
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.store, name)
         return lambda *args, **kwargs: self._run(method(*args, **kwargs))

@@ -5,7 +5,8 @@ by the shared suite, through tests/store/facade.py.)"""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -136,17 +137,21 @@ ORDERS = sa.Table(
 )
 
 
-def test_an_async_connection_joins_the_callers_transaction(aurl: str) -> None:
-    """edit(connection=AsyncConnection): the order row and the subscription commit
-    together, a retry writes the order once, a declined order rolls back both; a
-    blocking Connection or one with no transaction is refused."""
+@asynccontextmanager
+async def engine_begin(store: AsyncSqlStore) -> AsyncIterator[Any]:
+    async with store.engine.connect() as connection, connection.begin():
+        yield connection
+
+
+@pytest.mark.parametrize("opened", [engine_begin, AsyncSqlStore.begin], ids=["engine", "store"])
+def test_an_async_connection_joins_the_callers_transaction(aurl: str, opened: Any) -> None:
+    """edit(connection=...) with a connection from store.engine or store.begin(): the
+    order row and the subscription commit together, a retry writes the order once, a
+    declined order rolls back both; a blocking Connection or one with no transaction
+    is refused."""
 
     async def place(store: AsyncSqlStore, order_id: str, decline: bool = False) -> lc.Receipt:
-        async with (
-            store.translated("orders"),
-            store.engine.connect() as connection,
-            connection.begin(),
-        ):
+        async with store.translated("orders"), opened(store) as connection:
             async with store.edit("c", connection=connection) as sub:
                 receipt = await sub.buy_addon("boost-500", order_id, sh(2026, 3, 2))
             if not receipt.replayed:
@@ -166,7 +171,7 @@ def test_an_async_connection_joins_the_callers_transaction(aurl: str) -> None:
         assert (False, True) == (first.replayed, again.replayed)
         with pytest.raises(ValueError, match="declined"):
             await place(store, "o-3", decline=True)
-        async with store.engine.connect() as connection:
+        async with opened(store) as connection:
             rows = (await connection.execute(sa.select(ORDERS.c.id))).scalars().all()
         assert ["o-2"] == rows
         snapshot = await store.load("c")
