@@ -1,0 +1,1 @@
+"""A small order service on lifecycle: the reference for embedding the library."""
