@@ -85,47 +85,189 @@ def extract() -> Graph:
     return Graph(tuple(State), arcs)
 
 
+GROUPS: tuple[tuple[str, str, tuple[State, ...]], ...] = (
+    ("trial", "Trial", (State.TRIAL, State.TRIAL_EXHAUSTED)),
+    ("enterprise", "Enterprise", (State.ENTERPRISE_ACTIVE, State.QUOTA_EXHAUSTED_PAYG)),
+    ("ended", "Ended", (State.UNSUBSCRIBED, State.EXPIRED)),
+)
+"""The states drawn together, by id and title; a state in none stands alone."""
+
+
+@attrs.frozen
+class Overlay:
+    """One customer's path drawn over the lifecycle (``lifecycle journey``):
+    a note per taken arc, keyed ``(source, dest, trigger)``, and the state
+    the customer is in."""
+
+    taken: Mapping[tuple[State, State, str], str]
+    current: State
+    title: str
+
+
+@attrs.frozen
+class Line:
+    """One drawn edge: parallel arcs (one source, one destination, all
+    automatic or none) merged, one label line per trigger. When a trigger
+    leaves every state of a group for the same destination, its arcs are one
+    edge from the group (``group``; ``source`` is then the group's last state)."""
+
+    source: State
+    dest: State
+    arcs: tuple[Arc, ...]
+    group: str | None = None
+
+    @property
+    def automatic(self) -> bool:
+        return self.arcs[0].automatic
+
+    def texts(self, overlay: Overlay | None) -> list[str]:
+        notes: dict[str, list[str]] = {}
+        for arc in self.arcs:
+            note = None if overlay is None else overlay.taken.get(_key(arc))
+            notes.setdefault(arc.label, []).extend([] if note is None else [note])
+        return [f"{label}: {'; '.join(seen)}" if seen else label for label, seen in notes.items()]
+
+    def taken(self, overlay: Overlay | None) -> bool:
+        return overlay is not None and any(_key(arc) in overlay.taken for arc in self.arcs)
+
+
+def _key(arc: Arc) -> tuple[State, State, str]:
+    return (arc.source, arc.dest, arc.trigger)
+
+
+def _groups_left(arcs: list[Arc]) -> dict[State, str]:
+    """For arcs of one trigger to one destination: each source whose whole
+    group they leave (the destination outside it), with that group."""
+    sources = {arc.source for arc in arcs}
+    found = {}
+    for group, _, members in GROUPS:
+        if set(members) <= sources and arcs[0].dest not in members:
+            found.update(dict.fromkeys(members, group))
+    return found
+
+
+def lines(graph: Graph) -> tuple[Line, ...]:
+    """The arcs merged into drawn edges, in table order."""
+    by_trigger: dict[tuple[str, State], list[Arc]] = {}
+    for arc in graph.arcs:
+        by_trigger.setdefault((arc.trigger, arc.dest), []).append(arc)
+    merged: dict[tuple[State | str, State, bool], list[Arc]] = {}
+    for arcs in by_trigger.values():
+        groups = _groups_left(arcs)
+        for arc in arcs:
+            tail: State | str = groups.get(arc.source, arc.source)
+            merged.setdefault((tail, arc.dest, arc.automatic), []).append(arc)
+    drawn = []
+    for (tail, dest, _), arcs in merged.items():
+        if isinstance(tail, State):
+            drawn.append(Line(tail, dest, tuple(arcs)))
+        else:
+            drawn.append(Line(_members(tail)[-1], dest, tuple(arcs), tail))
+    return tuple(drawn)
+
+
+def _members(group: str) -> tuple[State, ...]:
+    return next(members for name, _, members in GROUPS if name == group)
+
+
 def _mermaid_id(state: State) -> str:
     return state.value.replace("-", "_")
 
 
-def mermaid(graph: Graph) -> str:
-    """Mermaid ``stateDiagram-v2``; automatic transitions are labelled ``(auto)``
-    (Mermaid state diagrams cannot dash an edge)."""
-    lines = ["stateDiagram-v2", "    direction LR"]
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;")
+
+
+def mermaid(graph: Graph, overlay: Overlay | None = None) -> str:
+    """A Mermaid flowchart: states grouped, automatic transitions dashed,
+    parallel arcs merged into one edge; with ``overlay``, the customer's path
+    thick and red and the current state filled."""
+    lines_out = ["flowchart TB"]
+    if overlay is not None:
+        lines_out.append(f"    %% {overlay.title}")
+    lines_out.append('    start(("start"))')
+    grouped = {state for _, _, members in GROUPS for state in members}
     for state in graph.states:
-        lines.append(f'    state "{state.value}" as {_mermaid_id(state)}')
-    lines.append(f"    [*] --> {_mermaid_id(graph.initial)}")
-    for arc in graph.arcs:
-        lines.append(f"    {_mermaid_id(arc.source)} --> {_mermaid_id(arc.dest)} : {arc.label}")
-    return "\n".join(lines) + "\n"
+        if state not in grouped:
+            lines_out.append(f'    {_mermaid_id(state)}(["{state.value}"])')
+    for group, title, members in GROUPS:
+        lines_out.append(f'    subgraph group_{group} ["{title}"]')
+        for state in members:
+            lines_out.append(f'        {_mermaid_id(state)}(["{state.value}"])')
+        lines_out.append("    end")
+    lines_out.append(f"    start --> {_mermaid_id(graph.initial)}")
+    taken = []
+    for number, line in enumerate(lines(graph), start=1):
+        arrow = "-.->" if line.automatic else "-->"
+        label = _mermaid_text("<br/>".join(line.texts(overlay)))
+        tail = _mermaid_id(line.source) if line.group is None else f"group_{line.group}"
+        lines_out.append(f'    {tail} {arrow}|"{label}"| {_mermaid_id(line.dest)}')
+        if line.taken(overlay):
+            taken.append(str(number))
+    lines_out.append("    classDef start fill:#333,stroke:#333,color:#fff")
+    lines_out.append("    class start start")
+    if overlay is not None:
+        lines_out.append("    classDef current fill:#fde2e2,stroke:#c62828,stroke-width:3px")
+        lines_out.append(f"    class {_mermaid_id(overlay.current)} current")
+        if taken:
+            lines_out.append(f"    linkStyle {','.join(taken)} stroke:#c62828,stroke-width:3px")
+    return "\n".join(lines_out) + "\n"
+
+
+CURRENT = 'style="rounded,filled,bold", fillcolor="#fde2e2", color="#c62828", penwidth=2.5'
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def dot(graph: Graph) -> str:
-    """Graphviz DOT; automatic transitions are dashed and grey."""
-    lines = [
+def dot(graph: Graph, overlay: Overlay | None = None) -> str:
+    """Graphviz DOT, top to bottom: states grouped in clusters, automatic
+    transitions dashed and grey, parallel arcs merged into one edge; with
+    ``overlay``, the customer's path thick and red and the current state filled."""
+    title = "" if overlay is None else f", label={_quote(overlay.title)}, labelloc=t"
+    out = [
         "digraph lifecycle {",
-        "    rankdir=LR;",
-        '    graph [fontname="Helvetica", fontsize=11, nodesep=0.5, ranksep=0.9];',
+        "    rankdir=TB;",
+        "    compound=true;",
+        f'    graph [fontname="Helvetica", fontsize=11, nodesep=0.4, ranksep=0.55{title}];',
         '    node [shape=box, style="rounded", fontname="Helvetica", fontsize=11];',
         '    edge [fontname="Helvetica", fontsize=9];',
         '    start [shape=point, width=0.15, label=""];',
     ]
+    grouped = {state for _, _, members in GROUPS for state in members}
+
+    def node(state: State) -> str:
+        if overlay is not None and state is overlay.current:
+            return f"{_quote(state.value)} [{CURRENT}]"
+        return _quote(state.value)
+
     for state in graph.states:
-        lines.append(f"    {_quote(state.value)};")
-    lines.append(f"    start -> {_quote(graph.initial.value)};")
-    for arc in graph.arcs:
-        style = ', style=dashed, color="gray40", fontcolor="gray30"' if arc.automatic else ""
-        lines.append(
-            f"    {_quote(arc.source.value)} -> {_quote(arc.dest.value)} "
-            f"[label={_quote(arc.label)}{style}];"
+        if state not in grouped:
+            out.append(f"    {node(state)};")
+    for group, title_text, members in GROUPS:
+        out.append(f"    subgraph cluster_{group} {{")
+        out.append(f'        label={_quote(title_text)}; style="rounded,dashed"; color="gray60";')
+        for state in members:
+            out.append(f"        {node(state)};")
+        out.append("    }")
+    out.append(f"    start -> {_quote(graph.initial.value)};")
+    order = list(graph.states)
+    for line in lines(graph):
+        style = ', style=dashed, color="gray40", fontcolor="gray30"' if line.automatic else ""
+        if line.taken(overlay):
+            style += ', color="#c62828", fontcolor="#c62828", penwidth=2.5'
+        if order.index(line.dest) < order.index(line.source):
+            style += ", constraint=false"  # a way back: it does not set the ranks
+        if line.group is not None:
+            style += f", ltail=cluster_{line.group}"
+        label = "\n".join(text.replace(" [", "\n[", 1) for text in line.texts(overlay))
+        out.append(
+            f"    {_quote(line.source.value)} -> {_quote(line.dest.value)} "
+            f"[label={_quote(label)}{style}];"
         )
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    out.append("}")
+    return "\n".join(out) + "\n"
 
 
 def dot_hash(dot_source: str) -> str:
@@ -184,6 +326,16 @@ def states_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def transitions_table() -> str:
+    """Every arc of the table: from, operation or cause, to, guarding rules."""
+    rows = ["| from | operation or cause | to | guarded by |", "|---|---|---|---|"]
+    for arc in extract().arcs:
+        what = f"`{arc.trigger}`" if arc.cause is None else f"(auto) {arc.cause}"
+        rules = ", ".join(f"`{code}`" for code in arc.rules) or "—"
+        rows.append(f"| `{arc.source.value}` | {what} | `{arc.dest.value}` | {rules} |")
+    return "\n".join(rows) + "\n"
+
+
 def rules_table() -> str:
     """The short rules table: code, FAQ question number, summary."""
     rows = ["| code | FAQ | rule |", "|---|---|---|"]
@@ -200,9 +352,9 @@ def reference(graph: Graph) -> str:
         "Generated by `lifecycle diagrams` from the transition table and the `Rule`",
         "objects in `lifecycle/`; do not edit by hand (`lifecycle diagrams --check`",
         "fails when this file is stale). Solid edges are caller operations, labelled",
-        "with the codes of the rules guarding them; edges labelled `(auto)` (dashed",
-        "in [lifecycle.svg](lifecycle.svg)) are transitions the library makes by",
-        "itself, labelled with their cause.",
+        "with the codes of the rules guarding them; dashed edges, labelled `(auto)`,",
+        "are transitions the library makes by itself, labelled with their cause. An",
+        "edge from a group (Trial, Enterprise, Ended) leaves each of its states.",
         "",
         "```mermaid",
         mermaid(graph).rstrip("\n"),
@@ -213,6 +365,10 @@ def reference(graph: Graph) -> str:
         "## States",
         "",
         states_table().rstrip("\n"),
+        "",
+        "## Transitions",
+        "",
+        transitions_table().rstrip("\n"),
         "",
         "## Rules",
         "",
@@ -291,6 +447,7 @@ def mermaid_block() -> str:
 BLOCKS: Mapping[str, Callable[[], str]] = {
     "diagram": mermaid_block,
     "states": states_table,
+    "transitions": transitions_table,
     "rules": rules_table,
     "problems": lambda: problems.table() + "\n",
 }

@@ -1,6 +1,7 @@
 """Diagrams and the rules reference: generated from the table, deterministic, checked."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 from lifecycle import diagrams
 from lifecycle.cli import main
 from lifecycle.rules import RULES
-from lifecycle.states import EDGES
+from lifecycle.states import EDGES, State
 
 ROOT = Path(__file__).parent.parent
 
@@ -23,26 +24,74 @@ def test_committed_diagrams_are_current() -> None:
 
 
 def test_every_edge_is_drawn_with_its_rules() -> None:
-    """Each edge of the table appears in Mermaid and DOT, labelled with its guards."""
+    """Each arc of the table is in exactly one drawn edge, from its source (or
+    from the group of its source) to its destination, labelled with its guards,
+    in Mermaid and in DOT."""
     graph = diagrams.extract()
+    lines = diagrams.lines(graph)
     mermaid, dot = diagrams.mermaid(graph), diagrams.dot(graph)
-    for edge in EDGES:
-        for source in edge.sources:
-            arc = next(a for a in graph.arcs if (a.trigger, a.source) == (edge.trigger, source))
-            assert arc.label in mermaid
-            assert f'"{source.value}" -> "{edge.dest.value}" [label="{arc.label}"' in dot
-            for rule in edge.guards:
-                assert rule.code in arc.label
+    drawn = [arc for line in lines for arc in line.arcs]
+    assert sorted(map(repr, drawn)) == sorted(map(repr, graph.arcs))
     assert len(graph.arcs) == sum(len(e.sources) for e in EDGES)
+    for line in lines:
+        for arc in line.arcs:
+            assert arc.dest is line.dest
+            if line.group is None:
+                assert arc.source is line.source
+            else:
+                assert arc.source in {g: m for g, _, m in diagrams.GROUPS}[line.group]
+            for rule in arc.rules:
+                assert rule in arc.label
+        tail = line.source.value.replace("-", "_") if line.group is None else f"group_{line.group}"
+        assert f"{tail} {'-.->' if line.automatic else '-->'}|" in mermaid
+        label = "\\n".join(t.replace(" [", "\\n[", 1) for t in line.texts(None))
+        assert f'"{line.source.value}" -> "{line.dest.value}" [label="{label}"' in dot
+
+
+def test_parallel_edges_are_merged_and_groups_drawn() -> None:
+    """No two drawn edges share an end, a start and a kind; a trigger that
+    leaves every state of a group is one edge from the group; each group is a
+    Mermaid subgraph and a DOT cluster holding its states."""
+    lines = diagrams.lines(diagrams.extract())
+    ends = [(line.group or line.source, line.dest, line.automatic) for line in lines]
+    assert len(ends) == len(set(ends))
+    merged = next(line for line in lines if line.source is State.QUOTA_EXHAUSTED_PAYG
+                  and line.dest is State.ENTERPRISE_ACTIVE)  # fmt: skip
+    assert ["subscribe", "buy_addon"] == merged.texts(None)
+    ended = [line for line in lines if line.group == "ended"]
+    assert {"purchase_trial", "subscribe"} == {line.arcs[0].trigger for line in ended}
+    assert all(len(line.arcs) == 2 for line in ended)
+    mermaid, dot = diagrams.mermaid(diagrams.extract()), diagrams.dot(diagrams.extract())
+    for group, title, members in diagrams.GROUPS:
+        block = mermaid.split(f'subgraph group_{group} ["{title}"]')[1].split("end")[0]
+        cluster = dot.split(f"subgraph cluster_{group} {{")[1].split("}")[0]
+        for state in members:
+            assert f'{state.value.replace("-", "_")}(["{state.value}"])' in block
+            assert f'"{state.value}";' in cluster
+
+
+def test_the_drawing_is_no_wider_than_twice_its_height() -> None:
+    """Graphviz's drawing of the lifecycle, at its natural size."""
+    svg = diagrams.svg(diagrams.dot(diagrams.extract()))
+    found = re.search(r'<svg width="(\d+)pt" height="(\d+)pt"', svg)
+    assert found is not None
+    width, height = int(found.group(1)), int(found.group(2))
+    assert width <= 2 * height, (width, height)
 
 
 def test_automatic_transitions_are_dashed_and_labelled_by_cause() -> None:
-    """Automatic edges are dashed in DOT and labelled `(auto) cause`; operations are solid."""
-    dot = diagrams.dot(diagrams.extract())
+    """Automatic edges are dashed in DOT and Mermaid and labelled `(auto) cause`;
+    operations are solid."""
+    graph = diagrams.extract()
+    dot, mermaid = diagrams.dot(graph), diagrams.mermaid(graph)
     for line in dot.splitlines():
         if "->" in line and "start" not in line:
             assert ("(auto)" in line) == ("style=dashed" in line)
+    for line in mermaid.splitlines():
+        if "-->" in line or "-.->" in line:
+            assert ("(auto)" in line) == ("-.->" in line)
     assert "(auto) trial validity ends" in dot
+    assert "(auto) trial validity ends" in mermaid
 
 
 def test_refusal_rules_are_in_the_reference_not_edges() -> None:

@@ -32,6 +32,18 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 _SYNC = {"sqlite+aiosqlite": "sqlite", "postgresql+psycopg_async": "postgresql+psycopg"}
 
 
+def sync_url(url: str) -> sa.URL | str:
+    """``url`` with an async driver swapped for its synchronous one: the worker
+    and ``journey`` take the URL an order service's async store uses."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return url  # the store names what is wrong with it
+    if parsed.drivername in _SYNC:
+        return parsed.set(drivername=_SYNC[parsed.drivername])
+    return parsed
+
+
 def every(text: str) -> timedelta:
     """``30s``, ``5m``, ``1h``, ``500ms``: how long a worker waits between rounds."""
     found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*", text)
@@ -91,11 +103,8 @@ def worker(
     )
     wait = every(pause)
     handler = _blocking(load_handler(spec))
-    parsed = sa.make_url(url)
-    if parsed.drivername in _SYNC:
-        parsed = parsed.set(drivername=_SYNC[parsed.drivername])
     try:
-        store = SqlStore(parsed, catalog=load_catalog(catalog) if catalog else None)
+        store = SqlStore(sync_url(url), catalog=load_catalog(catalog) if catalog else None)
     except LifecycleError as error:
         raise click.ClickException(str(error)) from None
     stop = threading.Event()
