@@ -20,12 +20,13 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
+from importlib import resources
 from pathlib import Path
 
 import attrs
 
 from lifecycle import problems
-from lifecycle.rules import RULES, Rule
+from lifecycle.rules import FAQ_FILE, RULES, Rule, faq_questions
 from lifecycle.settlement import DECIDES
 from lifecycle.states import EDGES, REFUSALS, State
 
@@ -41,6 +42,7 @@ STATE_MEANINGS: Mapping[State, str] = {
     State.EXPIRED: "the Enterprise validity period ran out",
 }
 
+FAQ_TEXT = resources.files("lifecycle").joinpath(FAQ_FILE).read_text("utf-8")
 FILES = ("lifecycle.mmd", "lifecycle.dot", "lifecycle.svg", "README.md")
 STAMP = re.compile(r"<!-- lifecycle: drawn from lifecycle\.dot sha256=([0-9a-f]{64}) -->")
 
@@ -336,6 +338,24 @@ def transitions_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def faq_reference() -> str:
+    """Each FAQ question with its answer, verbatim, and the rules that enforce it,
+    with where each acts in the engine's table."""
+    lines = FAQ_TEXT.splitlines()
+    parts = []
+    for faq, question in faq_questions().items():
+        answer = lines[lines.index(question) + 1] if question in lines else ""
+        parts += [f"## {faq}. {question}", "", f"> {answer}", ""]
+        enforcing = [rule for rule in RULES if faq in rule.faqs]
+        for rule in enforcing:
+            parts.append(f"- `{rule.code}`: {_cell(rule.summary)}.")
+            parts += [f"  - {where}" for where in rule_acts(rule)]
+        if not enforcing:
+            parts.append("- No rule: the answer points elsewhere.")
+        parts.append("")
+    return "\n".join(parts)
+
+
 def rules_table() -> str:
     """The short rules table: code, FAQ question number, summary."""
     rows = ["| code | FAQ | rule |", "|---|---|---|"]
@@ -449,6 +469,7 @@ BLOCKS: Mapping[str, Callable[[], str]] = {
     "states": states_table,
     "transitions": transitions_table,
     "rules": rules_table,
+    "faq": faq_reference,
     "problems": lambda: problems.table() + "\n",
 }
 

@@ -1,0 +1,74 @@
+"""Sphinx configuration: MyST Markdown, Furo, autodoc, sphinx-click, Mermaid.
+
+Nothing is loaded from the internet: Mermaid's script is copied from the npm
+package ``mermaid`` (``scripts/docs`` installs it under ``.ci/node``) into the
+site's own ``_static``. Build: ``bash scripts/docs`` (warnings are errors).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from sphinx.application import Sphinx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+project = "lifecycle"
+author = "the lifecycle engineers"
+copyright = "2026, the lifecycle engineers"
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx_click",
+    "sphinxcontrib.mermaid",
+]
+source_suffix = {".md": "markdown"}
+exclude_patterns = ["_build"]
+myst_enable_extensions = ["colon_fence", "deflist"]
+myst_heading_anchors = 3
+myst_fence_as_directive = ["mermaid"]
+
+html_theme = "furo"
+html_title = "lifecycle"
+html_static_path = ["_static"]
+
+autodoc_typehints = "description"
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True, "show-inheritance": False}
+
+# Mermaid from the site itself (an ES module and its chunks), never a CDN.
+MERMAID_DIST = Path(
+    os.environ.get("LIFECYCLE_MERMAID_DIST", ROOT / ".ci/node/node_modules/mermaid/dist")
+)
+mermaid_use_local = "mermaid/mermaid.esm.min.mjs"
+mermaid_init_config = {"startOnLoad": False, "flowchart": {"htmlLabels": True}}
+mermaid_fullscreen = False
+
+
+def _copy_mermaid(app: Sphinx) -> None:
+    module = MERMAID_DIST / "mermaid.esm.min.mjs"
+    if not module.exists():
+        raise RuntimeError(
+            f"Mermaid's script is missing at {module}: run `bash scripts/docs`, or "
+            "`npm install --prefix .ci/node mermaid@11`, or set LIFECYCLE_MERMAID_DIST"
+        )
+    target = Path(app.outdir) / "_static" / "mermaid"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copy2(module, target)
+    shutil.copytree(
+        MERMAID_DIST / "chunks" / "mermaid.esm.min",
+        target / "chunks" / "mermaid.esm.min",
+        ignore=shutil.ignore_patterns("*.map"),
+    )
+
+
+def setup(app: Sphinx) -> None:
+    app.connect("builder-inited", _copy_mermaid)
