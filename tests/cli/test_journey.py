@@ -66,7 +66,8 @@ def test_a_records_journey_is_drawn_with_dates_counts_and_the_state_now(
         "(auto) trial credits reach zero<br/>(auto) trial validity ends: 2026-04-01",
     ] == _taken(mermaid)
     svg = (tmp_path / "journey-cust-7.svg").read_text()
-    assert diagrams.svg_stamp(svg) is not None and "#c62828" in svg
+    assert diagrams.svg_stamp(svg) is not None
+    assert "#c62828" in svg
     for trigger in ("purchase_trial", "trial_ended", "subscribe", "buy_addon"):
         assert trigger in printed
     assert "cust-7: enterprise-active at 2026-04-20 09:00" in printed
