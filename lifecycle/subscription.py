@@ -47,7 +47,7 @@ from lifecycle.machine import fire
 from lifecycle.money import MONEY, ZERO, text
 from lifecycle.rules import Attempt
 from lifecycle.settlement import split, terms
-from lifecycle.states import ENTERPRISE, EXPIRED, TRIAL, TRIAL_EXHAUSTED, State
+from lifecycle.states import ENTERPRISE, EXPIRED, STATES, TRIAL, TRIAL_EXHAUSTED, State
 from lifecycle.telemetry import counted
 from lifecycle.values import Decision, Receipt, Settlement, Transition
 
@@ -76,7 +76,7 @@ class _Draft:
         requested: datetime | None = None,
     ) -> Transition:
         entry = Transition(
-            self.seq, at, trigger, State(source), State(self.state), key, details, requested or at
+            self.seq, at, trigger, STATES[source], STATES[self.state], key, details, requested or at
         )
         self.seq += 1
         self.applied.append(entry)
@@ -510,8 +510,9 @@ class Subscription:
         at: datetime | None = None,
     ) -> Settlement:
         """Settle ``quantity`` units of ``meter`` over credits, pay-as-you-go or denial."""
-        self._writable()
-        name = self._name(meter, "meter")
+        if self._read_only is not None:
+            raise ReadOnly(self._read_only)
+        name = meter if type(meter) is str else self._name(meter, "meter")
         amount = inputs.quantity(quantity)
         key = inputs.identifier(usage_id, "usage_id")
         requested = self._when(at)
@@ -526,12 +527,18 @@ class Subscription:
                 f"record_usage({first.meter!r}, {first.quantity})",
                 f"record_usage({name!r}, {amount})",
             )
-        draft = self._draft("record_usage", requested)
-        when = draft.at
+        when = self._effective("record_usage", requested)
+        state, ledger = self._state, self._ledger
+        # NOTE: most usage changes no state: a draft (the machine's model) is made
+        # only when a timed transition is due or the credits run out.
+        draft = None
+        if due(state, ledger, when) is not None:
+            draft = self._drafted(when, requested)
+            state, ledger = STATES[draft.state], draft.ledger
         catalog = self.catalog.at(when)
-        measured = catalog.meter(name)
-        state = State(draft.state)
-        ledger = draft.ledger
+        measured = catalog.meters.get(name)
+        if measured is None:
+            measured = catalog.meter(name)  # raises, naming what the catalog has
         how = terms(
             state,
             measured.feature,
@@ -540,39 +547,43 @@ class Subscription:
             ledger.trial if state is TRIAL else None,
             catalog,
         )
-        pools = tuple(grant.credits for grant in ledger.addons)
+        grants = ledger.addons
+        pools = tuple([grant.credits for grant in grants]) if grants else ()
         parts = split(how, amount, measured.credit_rate, ledger.credits, pools)
         before = ledger.remaining
         if parts.base_left != ledger.credits or parts.addons_left != pools:
-            draft.ledger = ledger = attrs.evolve(
-                ledger,
-                credits=parts.base_left,
-                addons=tuple(
-                    attrs.evolve(grant, credits=left)
-                    for grant, left in zip(ledger.addons, parts.addons_left, strict=True)
-                    if left
-                ),
-            )
+            ledger = ledger.drawn(parts.base_left, parts.addons_left)
             if not ledger.remaining:
                 trigger = "trial_used_up" if state is TRIAL else "quota_used_up"
+                if draft is None:
+                    draft = _Draft(state.value, ledger, self._seq + 1, when, requested)
+                draft.ledger = ledger
                 fire(draft, trigger, self._attempt(trigger, draft, when))
                 draft.log(trigger, state.value, when, key, {}, requested)
+                state = STATES[draft.state]
         settlement = Settlement(
-            quota=parts.quota,
-            addons=parts.addons,
-            payg=parts.payg,
-            denied=parts.denied,
-            amount=MONEY.multiply(parts.payg, measured.payg_price) if parts.payg else ZERO,
-            rule=parts.rule.code if parts.rule else None,
-            credits=MONEY.subtract(before, ledger.remaining),
-            meter=measured.name,
-            quantity=amount,
-            usage_id=key,
-            at=when,
-            state=State(draft.state),
-            requested_at=requested,
+            parts.quota,
+            parts.addons,
+            parts.payg,
+            parts.denied,
+            MONEY.multiply(parts.payg, measured.payg_price) if parts.payg else ZERO,
+            parts.rule.code if parts.rule else None,
+            MONEY.subtract(before, ledger.remaining),
+            measured.name,
+            amount,
+            key,
+            when,
+            state,
+            requested,
         )
-        self._commit(draft, when)
+        if draft is None:
+            # NOTE: what _commit does when the state stays and nothing is logged.
+            self._ledger = ledger
+            self._mark = when
+            self._keys.forget_until(when - self.catalog.window)
+        else:
+            draft.ledger = ledger
+            self._commit(draft, when)
         self._keys.remember(settlement)
         return settlement
 
@@ -633,7 +644,11 @@ class Subscription:
 
     def _draft(self, operation: str, asked: datetime) -> _Draft:
         """A draft of ``operation`` asked for at ``asked``, with the timed transitions
-        due by the time it takes effect applied.
+        due by the time it takes effect applied."""
+        return self._drafted(self._effective(operation, asked), asked)
+
+    def _effective(self, operation: str, asked: datetime) -> datetime:
+        """When ``operation``, asked for at ``asked``, takes effect.
 
         An operation behind the mark by no more than the catalog's
         ``late_arrival_minutes`` takes effect at the mark; further behind, it is
@@ -650,12 +665,15 @@ class Subscription:
                     code="input.in_the_future",
                 )
         mark = self._mark
-        when = asked
         if mark is not None and asked < mark:
             allowance = self.catalog.late_arrival
             if mark - asked > allowance:
                 raise OutOfOrder(operation, asked, mark, allowance=allowance)
-            when = mark
+            return mark
+        return asked
+
+    def _drafted(self, when: datetime, asked: datetime) -> _Draft:
+        """A draft taking effect at ``when``, the timed transitions due by then applied."""
         draft = _Draft(self._state.value, self._ledger, self._seq + 1, when, asked)
         pending = due(self._state, self._ledger, when)
         if pending is not None:
@@ -669,7 +687,7 @@ class Subscription:
 
     def _commit(self, draft: _Draft, when: datetime) -> None:
         # NOTE: only assignments from here on: nothing below can refuse.
-        self._state = State(draft.state)
+        self._state = STATES[draft.state]
         self._ledger = draft.ledger
         if draft.applied:
             self._history.extend(draft.applied)
@@ -684,7 +702,7 @@ class Subscription:
         ledger = draft.ledger
         return Attempt(
             operation,
-            State(draft.state),
+            STATES[draft.state],
             at,
             catalog.zone,
             ledger.last_trial_at,

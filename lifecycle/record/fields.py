@@ -16,9 +16,8 @@ from lifecycle.errors import InvalidInput
 from lifecycle.inputs import MAX_KEY_LENGTH, identifier
 from lifecycle.money import parse
 from lifecycle.rules import BY_CODE
+from lifecycle.states import STATES as _STATES
 from lifecycle.states import State
-
-_STATES = {state.value: state for state in State}
 
 
 def bad(field: str, problem: str) -> InvalidInput:
