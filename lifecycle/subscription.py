@@ -29,8 +29,8 @@ from lifecycle.catalog import (
 )
 from lifecycle.clock import LAST_YEAR, Clock, add_months, aware, read_clock, utc_now
 from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder, ReadOnly
-from lifecycle.history import ARGUMENTS, History, MemoryHistory, Namespace
-from lifecycle.keys import MemoryKeys, UsageKeys
+from lifecycle.history import ARGUMENTS, NO_HISTORY, History, MemoryHistory, Namespace
+from lifecycle.keys import NO_KEYS, MemoryKeys, UsageKeys
 from lifecycle.ledger import (
     EMPTY,
     END_OF_TIME,
@@ -130,8 +130,9 @@ class Subscription:
         self._ledger = EMPTY
         self._mark = None
         self._seq = 0
-        self._history = MemoryHistory()
-        self._keys = MemoryKeys()
+        # NOTE: shared empty ones until the first entry or key: most are idle.
+        self._history = NO_HISTORY
+        self._keys = NO_KEYS
         self._read_only = None
         self._ahead = None
 
@@ -148,7 +149,17 @@ class Subscription:
         ``clock`` is a zero-argument callable returning an aware datetime; the
         default reads ``datetime.now(timezone.utc)`` at call time.
         """
-        return cls(inputs.customer_id(customer_id), *_catalog_and_clock(catalog, clock))
+        # NOTE: the usual case checked here at once, as inputs.identifier would.
+        if not (
+            type(customer_id) is str
+            and customer_id.isprintable()
+            and customer_id.strip()
+            and len(customer_id) <= inputs.MAX_KEY_LENGTH
+        ):
+            customer_id = inputs.customer_id(customer_id)
+        if type(catalog) is not Catalog or clock is not None:
+            catalog, clock = _catalog_and_clock(catalog, clock)
+        return cls(customer_id, catalog, utc_now if clock is None else clock)
 
     def copy(self) -> Subscription:
         """An independent copy, sharing only what is immutable (catalog, ledger,
@@ -584,7 +595,10 @@ class Subscription:
         else:
             draft.ledger = ledger
             self._commit(draft, when)
-        self._keys.remember(settlement)
+        keys = self._keys
+        if keys is NO_KEYS:
+            self._keys = keys = MemoryKeys()
+        keys.remember(settlement)
         return settlement
 
     def advance(self, to: datetime) -> list[Transition]:
@@ -690,7 +704,10 @@ class Subscription:
         self._state = STATES[draft.state]
         self._ledger = draft.ledger
         if draft.applied:
-            self._history.extend(draft.applied)
+            history = self._history
+            if history is NO_HISTORY:
+                self._history = history = MemoryHistory()
+            history.extend(draft.applied)
             self._seq = draft.seq - 1
         self._mark = when
         self._keys.forget_until(when - self.catalog.window)
@@ -727,10 +744,13 @@ class Subscription:
         return attrs.evolve(_receipt(entry), replayed=True)
 
 
+_CATALOGS = (Catalog, CatalogVersions)
+
+
 def _catalog_and_clock(catalog: AnyCatalog | None, clock: Clock | None) -> tuple[AnyCatalog, Clock]:
     if catalog is None:
         catalog = default_catalog()
-    elif not isinstance(catalog, Catalog | CatalogVersions):
+    elif not isinstance(catalog, _CATALOGS):
         raise InvalidInput(
             "catalog", f"expected a Catalog or CatalogVersions, got {type(catalog).__name__}"
         )

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from lifecycle.catalog import AnyCatalog, Edition, TrialPackage
 from lifecycle.clock import Clock
 from lifecycle.errors import InvalidInput
-from lifecycle.history import ARGUMENTS, History, MemoryHistory, namespace
+from lifecycle.history import ARGUMENTS, NO_HISTORY, History, MemoryHistory, namespace
 from lifecycle.inputs import MAX_TERM_MONTHS
 from lifecycle.keys import MemoryKeys
 from lifecycle.ledger import Grant, Ledger, due, joined
@@ -207,7 +207,7 @@ def load(
         kept = [_transition(entry, i, memo, times) for i, entry in enumerate(entries)]
         _check_history(kept, state, mark)
         _check_ledger_against_history(ledger, kept, times)
-        history = MemoryHistory(kept)
+        history = MemoryHistory(kept) if kept else NO_HISTORY
     elif entries or usage_rows:
         raise f.bad("history", "a checkpoint holds no history or usage of its own")
     usage = [parse_usage_row(row, f"usage[{i}]", memo) for i, row in enumerate(usage_rows)]
