@@ -11,6 +11,7 @@ copying the history or the idempotency keys.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -40,7 +41,6 @@ from lifecycle.ledger import (
     credit_change,
     due,
     edition_terms,
-    joined,
     trial_terms,
 )
 from lifecycle.machine import fire
@@ -361,7 +361,7 @@ class Subscription:
         source = draft.state
         fire(draft, "purchase_trial", self._attempt("purchase_trial", draft, when, asked))
         catalog = self.catalog.at(when)
-        trial = catalog.trial
+        trial, texts = catalog.trial, catalog.trial_texts
         ends = _ending(add_months(when, trial.validity_months, catalog.zone), "at")
         draft.ledger = attrs.evolve(
             draft.ledger,
@@ -377,12 +377,12 @@ class Subscription:
             when,
             key,
             {
-                "amount": text(trial.price),
-                "credits": text(trial.credits),
+                "amount": texts["amount"],
+                "credits": texts["credits"],
                 "trial_end": ends.isoformat(),
                 "forfeited": "0",
-                "excluded_features": joined(trial.excluded_features),
-                "version": catalog.version or "",
+                "excluded_features": texts["excluded_features"],
+                "version": texts["version"],
             },
             requested,
         )
@@ -403,7 +403,7 @@ class Subscription:
         term = inputs.term(term_months)
         key = inputs.identifier(order_id, "order_id")
         requested = self._when(at)
-        args = {"edition": name, "term_months": str(term)}
+        args = {"edition": name, "term_months": sys.intern(str(term))}
         first = self._replay("order", key, "subscribe", args)
         if first is not None:
             return first
@@ -411,6 +411,7 @@ class Subscription:
         when = draft.at
         catalog = self.catalog.at(when)
         chosen = catalog.edition(name)
+        texts = catalog.edition_texts[chosen.name]
         source = draft.state
         fire(draft, "subscribe", self._attempt("subscribe", draft, when))
         # NOTE: from a trial the rest of the trial ends here (Q2: to continue,
@@ -432,14 +433,15 @@ class Subscription:
             when,
             key,
             {
-                **args,
-                "amount": text(chosen.price),
-                "credits": text(chosen.credits),
+                "edition": chosen.name,
+                "term_months": args["term_months"],
+                "amount": texts["amount"],
+                "credits": texts["credits"],
                 "period_end": ends.isoformat(),
                 "forfeited": text(forfeited),
-                "rank": str(chosen.rank),
-                "features": joined(chosen.features),
-                "version": catalog.version or "",
+                "rank": texts["rank"],
+                "features": texts["features"],
+                "version": texts["version"],
             },
             requested,
         )
@@ -461,6 +463,7 @@ class Subscription:
         when = draft.at
         catalog = self.catalog.at(when)
         chosen = catalog.addon(name)
+        texts = catalog.addon_texts[chosen.name]
         source = draft.state
         fire(draft, "buy_addon", self._attempt("buy_addon", draft, when))
         ledger = draft.ledger
@@ -474,12 +477,12 @@ class Subscription:
             when,
             key,
             {
-                **args,
-                "amount": text(chosen.price),
-                "credits": text(chosen.credits),
+                "package": chosen.name,
+                "amount": texts["amount"],
+                "credits": texts["credits"],
                 "valid_until": ledger.period_end.isoformat(),
                 "forfeited": "0",
-                "version": catalog.version or "",
+                "version": texts["version"],
             },
             requested,
         )
