@@ -50,9 +50,9 @@ class Details(Mapping[str, str]):
         return len(self._names)
 
     def __eq__(self, other: object) -> bool:
-        if type(other) is Details:
-            return self._names == other._names and self._values == other._values
-        if isinstance(other, Mapping):
+        if type(other) is Details and self._names is other._names:
+            return self._values == other._values
+        if isinstance(other, Mapping):  # in any order, as a dict compares
             return dict(zip(self._names, self._values, strict=True)) == dict(other.items())
         return NotImplemented
 
