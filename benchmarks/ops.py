@@ -188,36 +188,45 @@ def main(argv: list[str] | None = None) -> int:
     memory_plain = bytes_each(lambda: Plain("cust-42", catalog, None))
     sizes = record_sizes()
 
+    # (figure, ours, baseline, its value, unit, target, what the target bounds)
     rows = [
-        ("record_usage", usage, "bare guarded trigger", trigger, 3.0),
-        ("Subscription.new", new, "plain attrs object", plain_new, 5.0),
-        (f"from_record ({entries} history entries)", load, "plain attrs object", plain_load, 100.0),
+        ("record_usage", usage, "bare guarded trigger", trigger, "µs", 1.0, "ratio"),
+        ("Subscription.new", new, "plain attrs object", plain_new, "µs", 2.0, "ratio"),
+        (
+            f"from_record ({entries} history entries)",
+            load,
+            "plain attrs object",
+            plain_load,
+            "µs",
+            25.0,
+            "ratio",
+        ),
+        (
+            "memory: trial, Enterprise, add-on",
+            memory_lived,
+            "plain attrs object",
+            memory_plain,
+            "B",
+            2048,
+            "bytes",
+        ),
     ]
     failed = False
-    print(f"{'operation':<52} {'µs':>8}  {'baseline':<22} {'µs':>8} {'ratio':>7}  target")
-    for name, ours, base_name, base, target in rows:
+    print(f"{'figure':<36} {'ours':>10}  {'baseline':<20} {'':>10} {'ratio':>7}  target")
+    for name, ours, base_name, base, unit, target, bounds in rows:
         ratio = ours / base
-        verdict = "ok" if ratio <= target else "MISSED"
-        failed |= ratio > target
+        missed = (ratio if bounds == "ratio" else ours) > target
+        failed |= missed
+        shown = f"<= {target:g}x" if bounds == "ratio" else f"<= {target:g} B"
         print(
-            f"{name:<52} {ours:8.2f}  {base_name:<22} {base:8.2f} {ratio:6.1f}x  "
-            f"<= {target:g}x {verdict}"
+            f"{name:<36} {ours:7.2f} {unit:<2}  {base_name:<20} {base:7.2f} {unit:<2} "
+            f"{ratio:6.2f}x  {shown} {'MISSED' if missed else 'ok'}"
         )
-    per_key = (keyed - load) / 100
-    print(f"{'from_record: each remembered usage key adds':<52} {per_key:8.2f}")
     print()
-    print(f"{'memory per live subscription':<52} {'bytes':>8}")
-    for name, size in (
-        ("new subscription", memory_new),
-        ("trial, Enterprise and an add-on (3 history entries)", memory_lived),
-        ("baseline: plain attrs object", memory_plain),
-    ):
-        print(f"{name:<52} {size:8.0f}")
-    print(f"{'each remembered usage key adds':<52} {memory_keys:8.0f}")
-    within = memory_lived < 4096
-    failed |= not within
-    verdict = "ok" if within else "MISSED"
-    print(f"target: a subscription with its history under 4096 bytes: {verdict}")
+    per_key = (keyed - load) / 100
+    print(f"{'from_record: each remembered usage key adds':<52} {per_key:8.2f} µs")
+    print(f"{'memory: a new subscription':<52} {memory_new:8.0f} B")
+    print(f"{'memory: each remembered usage key adds':<52} {memory_keys:8.0f} B")
     print()
     print(f"{'record size, hourly usage (7-day window)':<52} {'bytes':>8}")
     for label, size in sizes:

@@ -61,28 +61,40 @@ def _at(entry: Transition) -> datetime:
     return entry.at
 
 
+INDEXED = 8
+"""How many entries a ``MemoryHistory`` holds before it indexes its keys: a few
+entries are searched faster than a dict is kept (most subscriptions have few)."""
+
+
 class MemoryHistory:
-    """Every entry in a list, purchase keys in dicts."""
+    """Every entry in a list; purchase keys found by a search while the entries are
+    few, then in a dict (the first entry of each key)."""
 
     __slots__ = ("_entries", "_keys")
 
     def __init__(self, entries: Iterable[Transition] = ()) -> None:
         self._entries: list[Transition] = []
-        self._keys: dict[tuple[Namespace, str], Transition] = {}
+        self._keys: dict[str, Transition] | None = None
         self.extend(list(entries))
 
     def copy(self) -> MemoryHistory:
         twin = MemoryHistory()
         twin._entries = list(self._entries)
-        twin._keys = dict(self._keys)
+        twin._keys = None if self._keys is None else dict(self._keys)
         return twin
 
     def extend(self, entries: Sequence[Transition]) -> None:
+        # NOTE: a list of the exact size: it grows by a transition at a time, rarely.
+        self._entries = [*self._entries, *entries]
+        index = self._keys
+        if index is None:
+            if len(self._entries) <= INDEXED:
+                return
+            index = self._keys = {}
+            entries = self._entries
         for entry in entries:
-            space = namespace(entry.trigger)
-            if space is not None and entry.key is not None:
-                self._keys.setdefault((space, entry.key), entry)
-        self._entries.extend(entries)
+            if entry.key is not None and namespace(entry.trigger) is not None:
+                index.setdefault(entry.key, entry)
 
     def entries(self) -> tuple[Transition, ...]:
         return tuple(self._entries)
@@ -100,4 +112,38 @@ class MemoryHistory:
         return entries[bisect.bisect_right(entries, when, key=_at) :]
 
     def keyed(self, space: Namespace, key: str) -> Transition | None:
-        return self._keys.get((space, key))
+        index = self._keys
+        if index is not None:
+            first = index.get(key)
+            if first is None or namespace(first.trigger) == space:
+                return first
+            # NOTE: the key is also one of the other namespace's: search.
+        for entry in self._entries:
+            if entry.key == key and namespace(entry.trigger) == space:
+                return entry
+        return None
+
+
+class EmptyHistory:
+    """The history of a subscription that has none yet, shared by all of them: the
+    subscription puts a ``MemoryHistory`` in its place before the first entry."""
+
+    __slots__ = ()
+
+    def extend(self, entries: Sequence[Transition]) -> None:
+        raise TypeError("the shared empty history is never extended")
+
+    def entries(self) -> tuple[Transition, ...]:
+        return ()
+
+    def last_at_or_before(self, when: datetime, trigger: str | None = None) -> Transition | None:
+        return None
+
+    def after(self, when: datetime) -> Sequence[Transition]:
+        return ()
+
+    def keyed(self, space: Namespace, key: str) -> Transition | None:
+        return None
+
+
+NO_HISTORY = EmptyHistory()

@@ -69,3 +69,28 @@ class MemoryKeys:
 
     def all(self) -> list[Settlement]:
         return list(self._queue or ())
+
+
+class EmptyKeys:
+    """The usage keys of a subscription that has none yet, shared by all of them:
+    the subscription puts a ``MemoryKeys`` in its place before the first."""
+
+    __slots__ = ()
+
+    def get(self, usage_id: str) -> Settlement | None:
+        return None
+
+    def remember(self, settlement: Settlement) -> None:
+        raise TypeError("the shared empty usage keys never remember")
+
+    def forget_until(self, cutoff: datetime) -> None:
+        return None
+
+    def newer_than(self, at: datetime) -> Iterable[Settlement]:
+        return ()
+
+    def all(self) -> list[Settlement]:
+        return []
+
+
+NO_KEYS = EmptyKeys()

@@ -52,6 +52,10 @@ UNAVAILABLE = frozenset({NONE, TRIAL_EXHAUSTED, UNSUBSCRIBED, EXPIRED})
 
 NOT_ENTERPRISE = (NONE, TRIAL, TRIAL_EXHAUSTED, UNSUBSCRIBED, EXPIRED)
 
+STATES: Mapping[str, State] = {state.value: state for state in State}
+"""Each state by its value: a dict lookup, where ``State(value)`` costs an enum
+call (the machine's model holds the value, a plain string)."""
+
 
 @attrs.frozen
 class Edge:

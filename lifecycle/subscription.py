@@ -11,6 +11,7 @@ copying the history or the idempotency keys.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -29,8 +30,8 @@ from lifecycle.catalog import (
 )
 from lifecycle.clock import LAST_YEAR, Clock, add_months, aware, read_clock, utc_now
 from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder, ReadOnly
-from lifecycle.history import ARGUMENTS, History, MemoryHistory, Namespace
-from lifecycle.keys import MemoryKeys, UsageKeys
+from lifecycle.history import ARGUMENTS, NO_HISTORY, History, MemoryHistory, Namespace
+from lifecycle.keys import NO_KEYS, MemoryKeys, UsageKeys
 from lifecycle.ledger import (
     EMPTY,
     END_OF_TIME,
@@ -40,14 +41,13 @@ from lifecycle.ledger import (
     credit_change,
     due,
     edition_terms,
-    joined,
     trial_terms,
 )
 from lifecycle.machine import fire
 from lifecycle.money import MONEY, ZERO, text
 from lifecycle.rules import Attempt
 from lifecycle.settlement import split, terms
-from lifecycle.states import ENTERPRISE, EXPIRED, TRIAL, TRIAL_EXHAUSTED, State
+from lifecycle.states import ENTERPRISE, EXPIRED, STATES, TRIAL, TRIAL_EXHAUSTED, State
 from lifecycle.telemetry import counted
 from lifecycle.values import Decision, Receipt, Settlement, Transition
 
@@ -76,7 +76,7 @@ class _Draft:
         requested: datetime | None = None,
     ) -> Transition:
         entry = Transition(
-            self.seq, at, trigger, State(source), State(self.state), key, details, requested or at
+            self.seq, at, trigger, STATES[source], STATES[self.state], key, details, requested or at
         )
         self.seq += 1
         self.applied.append(entry)
@@ -130,8 +130,9 @@ class Subscription:
         self._ledger = EMPTY
         self._mark = None
         self._seq = 0
-        self._history = MemoryHistory()
-        self._keys = MemoryKeys()
+        # NOTE: shared empty ones until the first entry or key: most are idle.
+        self._history = NO_HISTORY
+        self._keys = NO_KEYS
         self._read_only = None
         self._ahead = None
 
@@ -148,7 +149,17 @@ class Subscription:
         ``clock`` is a zero-argument callable returning an aware datetime; the
         default reads ``datetime.now(timezone.utc)`` at call time.
         """
-        return cls(inputs.customer_id(customer_id), *_catalog_and_clock(catalog, clock))
+        # NOTE: the usual case checked here at once, as inputs.identifier would.
+        if not (
+            type(customer_id) is str
+            and customer_id.isprintable()
+            and customer_id.strip()
+            and len(customer_id) <= inputs.MAX_KEY_LENGTH
+        ):
+            customer_id = inputs.customer_id(customer_id)
+        if type(catalog) is not Catalog or clock is not None:
+            catalog, clock = _catalog_and_clock(catalog, clock)
+        return cls(customer_id, catalog, utc_now if clock is None else clock)
 
     def copy(self) -> Subscription:
         """An independent copy, sharing only what is immutable (catalog, ledger,
@@ -350,7 +361,7 @@ class Subscription:
         source = draft.state
         fire(draft, "purchase_trial", self._attempt("purchase_trial", draft, when, asked))
         catalog = self.catalog.at(when)
-        trial = catalog.trial
+        trial, texts = catalog.trial, catalog.trial_texts
         ends = _ending(add_months(when, trial.validity_months, catalog.zone), "at")
         draft.ledger = attrs.evolve(
             draft.ledger,
@@ -366,12 +377,12 @@ class Subscription:
             when,
             key,
             {
-                "amount": text(trial.price),
-                "credits": text(trial.credits),
+                "amount": texts["amount"],
+                "credits": texts["credits"],
                 "trial_end": ends.isoformat(),
                 "forfeited": "0",
-                "excluded_features": joined(trial.excluded_features),
-                "version": catalog.version or "",
+                "excluded_features": texts["excluded_features"],
+                "version": texts["version"],
             },
             requested,
         )
@@ -392,7 +403,7 @@ class Subscription:
         term = inputs.term(term_months)
         key = inputs.identifier(order_id, "order_id")
         requested = self._when(at)
-        args = {"edition": name, "term_months": str(term)}
+        args = {"edition": name, "term_months": sys.intern(str(term))}
         first = self._replay("order", key, "subscribe", args)
         if first is not None:
             return first
@@ -400,6 +411,7 @@ class Subscription:
         when = draft.at
         catalog = self.catalog.at(when)
         chosen = catalog.edition(name)
+        texts = catalog.edition_texts[chosen.name]
         source = draft.state
         fire(draft, "subscribe", self._attempt("subscribe", draft, when))
         # NOTE: from a trial the rest of the trial ends here (Q2: to continue,
@@ -421,14 +433,15 @@ class Subscription:
             when,
             key,
             {
-                **args,
-                "amount": text(chosen.price),
-                "credits": text(chosen.credits),
+                "edition": chosen.name,
+                "term_months": args["term_months"],
+                "amount": texts["amount"],
+                "credits": texts["credits"],
                 "period_end": ends.isoformat(),
                 "forfeited": text(forfeited),
-                "rank": str(chosen.rank),
-                "features": joined(chosen.features),
-                "version": catalog.version or "",
+                "rank": texts["rank"],
+                "features": texts["features"],
+                "version": texts["version"],
             },
             requested,
         )
@@ -450,6 +463,7 @@ class Subscription:
         when = draft.at
         catalog = self.catalog.at(when)
         chosen = catalog.addon(name)
+        texts = catalog.addon_texts[chosen.name]
         source = draft.state
         fire(draft, "buy_addon", self._attempt("buy_addon", draft, when))
         ledger = draft.ledger
@@ -463,12 +477,12 @@ class Subscription:
             when,
             key,
             {
-                **args,
-                "amount": text(chosen.price),
-                "credits": text(chosen.credits),
+                "package": chosen.name,
+                "amount": texts["amount"],
+                "credits": texts["credits"],
                 "valid_until": ledger.period_end.isoformat(),
                 "forfeited": "0",
-                "version": catalog.version or "",
+                "version": texts["version"],
             },
             requested,
         )
@@ -510,8 +524,9 @@ class Subscription:
         at: datetime | None = None,
     ) -> Settlement:
         """Settle ``quantity`` units of ``meter`` over credits, pay-as-you-go or denial."""
-        self._writable()
-        name = self._name(meter, "meter")
+        if self._read_only is not None:
+            raise ReadOnly(self._read_only)
+        name = meter if type(meter) is str else self._name(meter, "meter")
         amount = inputs.quantity(quantity)
         key = inputs.identifier(usage_id, "usage_id")
         requested = self._when(at)
@@ -526,12 +541,18 @@ class Subscription:
                 f"record_usage({first.meter!r}, {first.quantity})",
                 f"record_usage({name!r}, {amount})",
             )
-        draft = self._draft("record_usage", requested)
-        when = draft.at
+        when = self._effective("record_usage", requested)
+        state, ledger = self._state, self._ledger
+        # NOTE: most usage changes no state: a draft (the machine's model) is made
+        # only when a timed transition is due or the credits run out.
+        draft = None
+        if due(state, ledger, when) is not None:
+            draft = self._drafted(when, requested)
+            state, ledger = STATES[draft.state], draft.ledger
         catalog = self.catalog.at(when)
-        measured = catalog.meter(name)
-        state = State(draft.state)
-        ledger = draft.ledger
+        measured = catalog.meters.get(name)
+        if measured is None:
+            measured = catalog.meter(name)  # raises, naming what the catalog has
         how = terms(
             state,
             measured.feature,
@@ -540,40 +561,47 @@ class Subscription:
             ledger.trial if state is TRIAL else None,
             catalog,
         )
-        pools = tuple(grant.credits for grant in ledger.addons)
+        grants = ledger.addons
+        pools = tuple([grant.credits for grant in grants]) if grants else ()
         parts = split(how, amount, measured.credit_rate, ledger.credits, pools)
         before = ledger.remaining
         if parts.base_left != ledger.credits or parts.addons_left != pools:
-            draft.ledger = ledger = attrs.evolve(
-                ledger,
-                credits=parts.base_left,
-                addons=tuple(
-                    attrs.evolve(grant, credits=left)
-                    for grant, left in zip(ledger.addons, parts.addons_left, strict=True)
-                    if left
-                ),
-            )
+            ledger = ledger.drawn(parts.base_left, parts.addons_left)
             if not ledger.remaining:
                 trigger = "trial_used_up" if state is TRIAL else "quota_used_up"
+                if draft is None:
+                    draft = _Draft(state.value, ledger, self._seq + 1, when, requested)
+                draft.ledger = ledger
                 fire(draft, trigger, self._attempt(trigger, draft, when))
                 draft.log(trigger, state.value, when, key, {}, requested)
+                state = STATES[draft.state]
         settlement = Settlement(
-            quota=parts.quota,
-            addons=parts.addons,
-            payg=parts.payg,
-            denied=parts.denied,
-            amount=MONEY.multiply(parts.payg, measured.payg_price) if parts.payg else ZERO,
-            rule=parts.rule.code if parts.rule else None,
-            credits=MONEY.subtract(before, ledger.remaining),
-            meter=measured.name,
-            quantity=amount,
-            usage_id=key,
-            at=when,
-            state=State(draft.state),
-            requested_at=requested,
+            parts.quota,
+            parts.addons,
+            parts.payg,
+            parts.denied,
+            MONEY.multiply(parts.payg, measured.payg_price) if parts.payg else ZERO,
+            parts.rule.code if parts.rule else None,
+            MONEY.subtract(before, ledger.remaining),
+            measured.name,
+            amount,
+            key,
+            when,
+            state,
+            requested,
         )
-        self._commit(draft, when)
-        self._keys.remember(settlement)
+        if draft is None:
+            # NOTE: what _commit does when the state stays and nothing is logged.
+            self._ledger = ledger
+            self._mark = when
+            self._keys.forget_until(when - self.catalog.window)
+        else:
+            draft.ledger = ledger
+            self._commit(draft, when)
+        keys = self._keys
+        if keys is NO_KEYS:
+            self._keys = keys = MemoryKeys()
+        keys.remember(settlement)
         return settlement
 
     def advance(self, to: datetime) -> list[Transition]:
@@ -633,7 +661,11 @@ class Subscription:
 
     def _draft(self, operation: str, asked: datetime) -> _Draft:
         """A draft of ``operation`` asked for at ``asked``, with the timed transitions
-        due by the time it takes effect applied.
+        due by the time it takes effect applied."""
+        return self._drafted(self._effective(operation, asked), asked)
+
+    def _effective(self, operation: str, asked: datetime) -> datetime:
+        """When ``operation``, asked for at ``asked``, takes effect.
 
         An operation behind the mark by no more than the catalog's
         ``late_arrival_minutes`` takes effect at the mark; further behind, it is
@@ -650,12 +682,15 @@ class Subscription:
                     code="input.in_the_future",
                 )
         mark = self._mark
-        when = asked
         if mark is not None and asked < mark:
             allowance = self.catalog.late_arrival
             if mark - asked > allowance:
                 raise OutOfOrder(operation, asked, mark, allowance=allowance)
-            when = mark
+            return mark
+        return asked
+
+    def _drafted(self, when: datetime, asked: datetime) -> _Draft:
+        """A draft taking effect at ``when``, the timed transitions due by then applied."""
         draft = _Draft(self._state.value, self._ledger, self._seq + 1, when, asked)
         pending = due(self._state, self._ledger, when)
         if pending is not None:
@@ -669,10 +704,13 @@ class Subscription:
 
     def _commit(self, draft: _Draft, when: datetime) -> None:
         # NOTE: only assignments from here on: nothing below can refuse.
-        self._state = State(draft.state)
+        self._state = STATES[draft.state]
         self._ledger = draft.ledger
         if draft.applied:
-            self._history.extend(draft.applied)
+            history = self._history
+            if history is NO_HISTORY:
+                self._history = history = MemoryHistory()
+            history.extend(draft.applied)
             self._seq = draft.seq - 1
         self._mark = when
         self._keys.forget_until(when - self.catalog.window)
@@ -684,7 +722,7 @@ class Subscription:
         ledger = draft.ledger
         return Attempt(
             operation,
-            State(draft.state),
+            STATES[draft.state],
             at,
             catalog.zone,
             ledger.last_trial_at,
@@ -709,10 +747,13 @@ class Subscription:
         return attrs.evolve(_receipt(entry), replayed=True)
 
 
+_CATALOGS = (Catalog, CatalogVersions)
+
+
 def _catalog_and_clock(catalog: AnyCatalog | None, clock: Clock | None) -> tuple[AnyCatalog, Clock]:
     if catalog is None:
         catalog = default_catalog()
-    elif not isinstance(catalog, Catalog | CatalogVersions):
+    elif not isinstance(catalog, _CATALOGS):
         raise InvalidInput(
             "catalog", f"expected a Catalog or CatalogVersions, got {type(catalog).__name__}"
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
@@ -15,9 +15,67 @@ from lifecycle.states import State
 Billing = Literal["credits", "payg", "included", "denied"]
 
 
+class Details(Mapping[str, str]):
+    """A history entry's details: a read-only mapping of strings, in the order given.
+
+    A subscription holds a few of these for as long as it lives, so they are
+    compact: the names are a tuple shared by every entry with the same names
+    (and order), the values a tuple; a dict and a read-only proxy over it
+    took three times the memory.
+    """
+
+    __slots__ = ("_names", "_values")
+
+    _names: tuple[str, ...]
+    _values: tuple[str, ...]
+
+    def __init__(self, details: Mapping[str, str] = MappingProxyType({})) -> None:
+        names = tuple(details)
+        self._names = _LAYOUTS.get(names) or _layout(names)
+        self._values = tuple([details[name] for name in names])
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            return self._values[self._names.index(name)]
+        except ValueError:
+            raise KeyError(name) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is Details and self._names is other._names:
+            return self._values == other._values
+        if isinstance(other, Mapping):  # in any order, as a dict compares
+            return dict(zip(self._names, self._values, strict=True)) == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Details({dict(zip(self._names, self._values, strict=True))!r})"
+
+
+_LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {}
+"""The names of details met so far, one tuple each (a few: one per trigger)."""
+
+
+def _layout(names: tuple[str, ...]) -> tuple[str, ...]:
+    # NOTE: bounded, since a record may order its details any way it likes.
+    if len(_LAYOUTS) < 256:
+        _LAYOUTS[names] = names
+    return names
+
+
 def _read_only(details: Mapping[str, str]) -> Mapping[str, str]:
     """A read-only copy: history is a record of what happened, not a scratch pad."""
-    return MappingProxyType(dict(details))
+    return details if type(details) is Details else Details(details)
 
 
 @attrs.frozen

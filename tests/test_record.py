@@ -209,3 +209,17 @@ def test_unapplied_timed_transition_is_corruption(catalog: lc.Catalog) -> None:
     with pytest.raises(lc.InvalidInput) as info:
         lc.Subscription.from_record(record, catalog=catalog)
     assert "state" == info.value.field
+
+
+def test_details_compare_as_a_dict_does_in_any_order() -> None:
+    """History details are equal to the same details in another order, or as a dict."""
+    from lifecycle.values import Details
+
+    one = Details({"amount": "1", "version": "v"})
+    other = Details({"version": "v", "amount": "1"})
+    assert one == other
+    assert {"version": "v", "amount": "1"} == one
+    assert Details({"amount": "2", "version": "v"}) != one
+    assert "1" == one["amount"]
+    with pytest.raises(KeyError):
+        one["credits"]

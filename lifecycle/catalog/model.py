@@ -94,6 +94,12 @@ class Catalog:
     features: frozenset[str] = attrs.field(init=False, repr=False)
     trial_price: str = attrs.field(init=False, repr=False)
     _by_feature: Mapping[str, Meter] = attrs.field(init=False, repr=False)
+    trial_texts: Mapping[str, str] = attrs.field(init=False, repr=False)
+    """The trial's terms as a ``purchase_trial`` history entry's details write them."""
+    edition_texts: Mapping[str, Mapping[str, str]] = attrs.field(init=False, repr=False)
+    """Each edition's terms as a ``subscribe`` history entry's details write them."""
+    addon_texts: Mapping[str, Mapping[str, str]] = attrs.field(init=False, repr=False)
+    """Each add-on's terms as a ``buy_addon`` history entry's details write them."""
 
     def __attrs_post_init__(self) -> None:
         # Derived once here so no operation pays for them.
@@ -108,6 +114,42 @@ class Catalog:
         for meter in self.meters.values():
             by_feature.setdefault(meter.feature, meter)
         object.__setattr__(self, "_by_feature", MappingProxyType(by_feature))
+        # NOTE: written once here and shared by every history entry that quotes
+        # them: a subscription holds these strings by reference, not a copy each.
+        text, version = MONEY.to_sci_string, self.version or ""
+        trial = self.trial
+        object.__setattr__(
+            self,
+            "trial_texts",
+            MappingProxyType(
+                {
+                    "amount": text(trial.price),
+                    "credits": text(trial.credits),
+                    "excluded_features": ",".join(sorted(trial.excluded_features)),
+                    "version": version,
+                }
+            ),
+        )
+        editions = {
+            name: MappingProxyType(
+                {
+                    "amount": text(edition.price),
+                    "credits": text(edition.credits),
+                    "rank": str(edition.rank),
+                    "features": ",".join(sorted(edition.features)),
+                    "version": version,
+                }
+            )
+            for name, edition in self.editions.items()
+        }
+        object.__setattr__(self, "edition_texts", MappingProxyType(editions))
+        addons = {
+            name: MappingProxyType(
+                {"amount": text(addon.price), "credits": text(addon.credits), "version": version}
+            )
+            for name, addon in self.addons.items()
+        }
+        object.__setattr__(self, "addon_texts", MappingProxyType(addons))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Catalog:

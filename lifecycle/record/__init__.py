@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from lifecycle.catalog import AnyCatalog, Edition, TrialPackage
 from lifecycle.clock import Clock
 from lifecycle.errors import InvalidInput
-from lifecycle.history import ARGUMENTS, History, MemoryHistory, namespace
+from lifecycle.history import ARGUMENTS, NO_HISTORY, History, MemoryHistory, namespace
 from lifecycle.inputs import MAX_TERM_MONTHS
 from lifecycle.keys import MemoryKeys
 from lifecycle.ledger import Grant, Ledger, due, joined
@@ -207,7 +207,7 @@ def load(
         kept = [_transition(entry, i, memo, times) for i, entry in enumerate(entries)]
         _check_history(kept, state, mark)
         _check_ledger_against_history(ledger, kept, times)
-        history = MemoryHistory(kept)
+        history = MemoryHistory(kept) if kept else NO_HISTORY
     elif entries or usage_rows:
         raise f.bad("history", "a checkpoint holds no history or usage of its own")
     usage = [parse_usage_row(row, f"usage[{i}]", memo) for i, row in enumerate(usage_rows)]
@@ -234,7 +234,7 @@ def _ledger(
     if data["period"] is not None:
         period = f.mapping(data["period"], "period", _PERIOD_FIELDS)
     return Ledger(
-        credits=f.decimal(data["credits"], "credits", memo=memo),
+        credits=f.decimal(data["credits"], "credits"),
         addons=tuple(
             _grant(entry, f"addons[{i}]")
             for i, entry in enumerate(f.listed(data["addons"], "addons"))
@@ -242,8 +242,8 @@ def _ledger(
         trial=None
         if trial is None
         else TrialPackage(
-            price=f.decimal(trial["price"], "trial", "price", memo=memo),
-            credits=f.decimal(trial["credits"], "trial", "credits", positive=True, memo=memo),
+            price=f.decimal(trial["price"], "trial", "price"),
+            credits=f.decimal(trial["credits"], "trial", "credits", positive=True),
             validity_months=f.integer(
                 trial["validity_months"], "trial", "validity_months", lowest=1, highest=1200
             ),
@@ -258,8 +258,8 @@ def _ledger(
         else Edition(
             name=f.text(period["edition"], "period", "edition"),
             rank=f.integer(period["rank"], "period", "rank", lowest=0, highest=1000),
-            price=f.decimal(period["price"], "period", "price", memo=memo),
-            credits=f.decimal(period["credits"], "period", "credits", positive=True, memo=memo),
+            price=f.decimal(period["price"], "period", "price"),
+            credits=f.decimal(period["credits"], "period", "credits", positive=True),
             features=f.names(period["features"], "period", "features"),
         ),
         period_start=None
@@ -321,7 +321,7 @@ Memo = tuple[dict[str, Decimal], dict[str, datetime]]
 
 
 def _figure(value: object, where: str, name: str, memo: Memo) -> object:
-    return f.decimal(value, where, name, memo=memo[0])
+    return f.decimal(value, where, name)
 
 
 def _moment(value: object, where: str, name: str, memo: Memo) -> object:
@@ -425,7 +425,10 @@ def parse_transition(
         raise f.bad(f"{field}.details.{names[0]}", "is missing or is not a detail of " + trigger)
     memos, where = (memo, times), field + ".details"
     for name, check in schema.items():
-        check(details[name], where, name, memos)
+        if check is _figure:
+            f.decimal(details[name], where, name)  # the usual detail, checked directly
+        else:
+            check(details[name], where, name, memos)
     key = f.key(entry["key"], field, "key", optional=True)
     if trigger in ARGUMENTS and key is None:
         raise f.bad(f"{field}.key", f"{trigger} needs its caller key")
@@ -484,8 +487,8 @@ def _check_ledger_against_history(
         bought_trial = (
             trial.at,
             f.instant(d["trial_end"], "", memo=times),
-            Decimal(d["amount"]),
-            Decimal(d["credits"]),
+            f.decimal(d["amount"], ""),
+            f.decimal(d["credits"], ""),
             d["excluded_features"],
         )
     held = ledger.trial
@@ -504,8 +507,8 @@ def _check_ledger_against_history(
         bought_period = (
             d["edition"],
             int(d["rank"]),
-            Decimal(d["amount"]),
-            Decimal(d["credits"]),
+            f.decimal(d["amount"], ""),
+            f.decimal(d["credits"], ""),
             d["features"],
             subscribe.at,
             f.instant(d["period_end"], "", memo=times),
@@ -553,15 +556,15 @@ def parse_usage_row(
     # NOTE: positional, in field order: keywords cost a third more here, and
     # this runs once per remembered usage key on every load.
     settlement = Settlement(
-        f.decimal(quota, where, "quota", memo=memo),
-        f.decimal(addons, where, "addons", memo=memo),
-        f.decimal(payg, where, "payg", memo=memo),
-        f.decimal(denied, where, "denied", memo=memo),
-        f.decimal(amount, where, "amount", memo=memo),
+        f.decimal(quota, where, "quota"),
+        f.decimal(addons, where, "addons"),
+        f.decimal(payg, where, "payg"),
+        f.decimal(denied, where, "denied"),
+        f.decimal(amount, where, "amount"),
         f.rule(rule, where),
-        f.decimal(credits, where, "credits", memo=memo),
+        f.decimal(credits, where, "credits"),
         f.text(meter, where, "meter"),
-        f.decimal(quantity, where, "quantity", positive=True, memo=memo),
+        f.decimal(quantity, where, "quantity", positive=True),
         f.key(usage_id, where, "usage_id"),
         when,
         f.state(state, where, "state"),
