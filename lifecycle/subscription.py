@@ -1,6 +1,6 @@
 """The Subscription aggregate: operations, reads, history.
 
-Every operation runs in two phases. First it works on a ``_Draft`` (the state
+Every operation runs in two phases. First it works on a ``Draft`` (the state
 and the small immutable ``Ledger``, nothing else): it applies the timed
 transitions due by its time, checks the guards through the shared machine,
 and computes the effects. Only when all of that has succeeded is the draft
@@ -23,14 +23,11 @@ from lifecycle import inputs
 from lifecycle.catalog import (
     AnyCatalog,
     Catalog,
-    CatalogVersions,
-    Edition,
-    TrialPackage,
-    default_catalog,
 )
-from lifecycle.clock import LAST_YEAR, Clock, add_months, aware, read_clock, utc_now
-from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder, ReadOnly
-from lifecycle.history import ARGUMENTS, NO_HISTORY, History, MemoryHistory, Namespace
+from lifecycle.clock import Clock, add_months, aware, utc_now
+from lifecycle.drafting import Draft, Machinery, catalog_and_clock, ending, receipt_of
+from lifecycle.errors import IdempotencyConflict, OutOfOrder, ReadOnly
+from lifecycle.history import NO_HISTORY, History, MemoryHistory
 from lifecycle.keys import NO_KEYS, MemoryKeys, UsageKeys
 from lifecycle.ledger import (
     EMPTY,
@@ -40,72 +37,22 @@ from lifecycle.ledger import (
     Ledger,
     credit_change,
     due,
-    edition_terms,
-    trial_terms,
 )
 from lifecycle.machine import fire
 from lifecycle.money import MONEY, ZERO, text
-from lifecycle.rules import Attempt
 from lifecycle.settlement import split, terms
-from lifecycle.states import ENTERPRISE, EXPIRED, STATES, TRIAL, TRIAL_EXHAUSTED, State
+from lifecycle.states import ENTERPRISE, STATES, TRIAL, State
 from lifecycle.telemetry import counted
 from lifecycle.values import Decision, Receipt, Settlement, Transition
 
 
-@attrs.define(slots=False, eq=False)
-class _Draft:
-    """An operation's work in progress; the machine's model (hence slots=False)."""
-
-    state: str
-    ledger: Ledger
-    seq: int
-    at: datetime
-    """When the operation takes effect: the caller's time, or the mark for a
-    late arrival."""
-    asked: datetime
-    """The caller's time."""
-    applied: list[Transition] = attrs.Factory(list)
-
-    def log(
-        self,
-        trigger: str,
-        source: str,
-        at: datetime,
-        key: str | None,
-        details: dict[str, str],
-        requested: datetime | None = None,
-    ) -> Transition:
-        entry = Transition(
-            self.seq, at, trigger, STATES[source], STATES[self.state], key, details, requested or at
-        )
-        self.seq += 1
-        self.applied.append(entry)
-        return entry
-
-
-Standing = tuple[State, Edition | None, TrialPackage | None]
-"""A state, and the edition and trial terms in force in it."""
-
-
-class Subscription:
+class Subscription(Machinery):
     """One customer's subscription to IMS: a state machine under the FAQ's rules.
 
     Create one with ``Subscription.new`` or ``Subscription.from_record``.
     """
 
-    __slots__ = (
-        "_ahead",
-        "_clock",
-        "_history",
-        "_keys",
-        "_ledger",
-        "_mark",
-        "_read_only",
-        "_seq",
-        "_state",
-        "catalog",
-        "customer_id",
-    )
+    __slots__ = ()  # every attribute is a slot of Machinery
 
     customer_id: str
     catalog: AnyCatalog
@@ -158,7 +105,7 @@ class Subscription:
         ):
             customer_id = inputs.customer_id(customer_id)
         if type(catalog) is not Catalog or clock is not None:
-            catalog, clock = _catalog_and_clock(catalog, clock)
+            catalog, clock = catalog_and_clock(catalog, clock)
         return cls(customer_id, catalog, utc_now if clock is None else clock)
 
     def copy(self) -> Subscription:
@@ -297,51 +244,6 @@ class Subscription:
         pending = due(self._state, self._ledger, END_OF_TIME)
         return pending[1] if pending else None
 
-    def _standing(self, when: datetime) -> Standing:
-        """State and terms at ``when``: from the history before the mark, projected
-        with the timed transitions due from it on."""
-        if self._mark is not None and when < self._mark:
-            return self._past(when)
-        state, ledger = self._projected(when)
-        return (
-            state,
-            ledger.edition if state in ENTERPRISE else None,
-            ledger.trial if state is TRIAL else None,
-        )
-
-    def _projected(self, when: datetime) -> tuple[State, Ledger]:
-        """State and ledger at ``when`` (at or after the mark), timed transitions applied."""
-        pending = due(self._state, self._ledger, when)
-        if pending is None:
-            return self._state, self._ledger
-        state = TRIAL_EXHAUSTED if pending[0] == "trial_ended" else EXPIRED
-        return state, self._ledger.emptied()
-
-    def _past(self, when: datetime) -> Standing:
-        """State and terms at ``when``, before the mark, from the history."""
-        history = self._history
-        entry = history.last_at_or_before(when)
-        if entry is None:
-            return State.NONE, None, None
-        state, ledger = entry.dest, self._ledger
-        edition = trial = None
-        if state in ENTERPRISE:
-            # NOTE: the period in force then is the ledger's own when it had begun by
-            # then; an earlier one's terms are in the history entry that bought it.
-            if ledger.period_start is not None and ledger.period_start <= when:
-                edition = ledger.edition
-            else:
-                bought = history.last_at_or_before(when, "subscribe")
-                edition = None if bought is None else edition_terms(bought)
-        elif state is TRIAL:
-            if ledger.last_trial_at is not None and ledger.last_trial_at <= when:
-                trial = ledger.trial
-            else:
-                bought = history.last_at_or_before(when, "purchase_trial")
-                validity = self.catalog.at(when).trial.validity_months
-                trial = None if bought is None else trial_terms(bought, validity)
-        return state, edition, trial
-
     # --- operations ----------------------------------------------------------
 
     @counted
@@ -362,7 +264,7 @@ class Subscription:
         fire(draft, "purchase_trial", self._attempt("purchase_trial", draft, when, asked))
         catalog = self.catalog.at(when)
         trial, texts = catalog.trial, catalog.trial_texts
-        ends = _ending(add_months(when, trial.validity_months, catalog.zone), "at")
+        ends = ending(add_months(when, trial.validity_months, catalog.zone), "at")
         draft.ledger = attrs.evolve(
             draft.ledger,
             credits=trial.credits,
@@ -387,7 +289,7 @@ class Subscription:
             requested,
         )
         self._commit(draft, when)
-        return _receipt(entry)
+        return receipt_of(entry)
 
     @counted
     def subscribe(
@@ -418,7 +320,7 @@ class Subscription:
         # subscribe); from quota-exhausted-payg the new period replaces the old
         # one (Q6). Either way what was left is forfeited and recorded.
         forfeited = draft.ledger.remaining
-        ends = _ending(add_months(when, term, catalog.zone), "term_months")
+        ends = ending(add_months(when, term, catalog.zone), "term_months")
         draft.ledger = attrs.evolve(
             draft.ledger,
             credits=chosen.credits,
@@ -446,7 +348,7 @@ class Subscription:
             requested,
         )
         self._commit(draft, when)
-        return _receipt(entry)
+        return receipt_of(entry)
 
     @counted
     def buy_addon(self, package: str, order_id: str, at: datetime | None = None) -> Receipt:
@@ -487,7 +389,7 @@ class Subscription:
             requested,
         )
         self._commit(draft, when)
-        return _receipt(entry)
+        return receipt_of(entry)
 
     @counted
     def unsubscribe(self, request_id: str, at: datetime | None = None) -> Receipt:
@@ -513,7 +415,7 @@ class Subscription:
             requested,
         )
         self._commit(draft, when)
-        return _receipt(entry)
+        return receipt_of(entry)
 
     @counted
     def record_usage(
@@ -570,7 +472,7 @@ class Subscription:
             if not ledger.remaining:
                 trigger = "trial_used_up" if state is TRIAL else "quota_used_up"
                 if draft is None:
-                    draft = _Draft(state.value, ledger, self._seq + 1, when, requested)
+                    draft = Draft(state.value, ledger, self._seq + 1, when, requested)
                 draft.ledger = ledger
                 fire(draft, trigger, self._attempt(trigger, draft, when))
                 draft.log(trigger, state.value, when, key, {}, requested)
@@ -634,160 +536,4 @@ class Subscription:
         """
         from lifecycle.record import load
 
-        return load(cls, record, *_catalog_and_clock(catalog, clock))
-
-    # --- the machinery of an operation ---------------------------------------
-
-    def _name(self, value: object, field: str) -> str:
-        """A catalog name's form; whether the version in force has it is asked later,
-        once the operation's time is known (and after a seen key is answered)."""
-        if isinstance(value, str):
-            return value
-        codes = {"edition": "catalog.unknown_edition", "package": "catalog.unknown_package"}
-        raise InvalidInput(
-            field,
-            f"expected a name from the catalog, got {type(value).__name__}",
-            code=codes.get(field, "catalog.unknown_meter"),
-        )
-
-    def _writable(self) -> None:
-        if self._read_only is not None:
-            raise ReadOnly(self._read_only)
-
-    def _when(self, at: datetime | None) -> datetime:
-        if at is None:
-            return read_clock(self._clock)
-        return aware(at, "at")
-
-    def _draft(self, operation: str, asked: datetime) -> _Draft:
-        """A draft of ``operation`` asked for at ``asked``, with the timed transitions
-        due by the time it takes effect applied."""
-        return self._drafted(self._effective(operation, asked), asked)
-
-    def _effective(self, operation: str, asked: datetime) -> datetime:
-        """When ``operation``, asked for at ``asked``, takes effect.
-
-        An operation behind the mark by no more than the catalog's
-        ``late_arrival_minutes`` takes effect at the mark; further behind, it is
-        ``OutOfOrder`` and nothing changes.
-        """
-        if self._ahead is not None:
-            now = read_clock(self._clock)
-            if asked > now + self._ahead:
-                raise InvalidInput(
-                    "at" if operation != "advance" else "to",
-                    f"{asked.isoformat()} is later than the store's clock ({now.isoformat()}) "
-                    "by more than the late-arrival allowance: an operation cannot be dated in "
-                    "the future (pass at=None to let the store read its clock)",
-                    code="input.in_the_future",
-                )
-        mark = self._mark
-        if mark is not None and asked < mark:
-            allowance = self.catalog.late_arrival
-            if mark - asked > allowance:
-                raise OutOfOrder(operation, asked, mark, allowance=allowance)
-            return mark
-        return asked
-
-    def _drafted(self, when: datetime, asked: datetime) -> _Draft:
-        """A draft taking effect at ``when``, the timed transitions due by then applied."""
-        draft = _Draft(self._state.value, self._ledger, self._seq + 1, when, asked)
-        pending = due(self._state, self._ledger, when)
-        if pending is not None:
-            trigger, instant = pending
-            source = draft.state
-            lapsed = draft.ledger.remaining
-            fire(draft, trigger, self._attempt(trigger, draft, instant))
-            draft.ledger = draft.ledger.emptied()
-            draft.log(trigger, source, instant, None, {"lapsed": text(lapsed)})
-        return draft
-
-    def _commit(self, draft: _Draft, when: datetime) -> None:
-        # NOTE: only assignments from here on: nothing below can refuse.
-        self._state = STATES[draft.state]
-        self._ledger = draft.ledger
-        if draft.applied:
-            history = self._history
-            if history is NO_HISTORY:
-                self._history = history = MemoryHistory()
-            history.extend(draft.applied)
-            self._seq = draft.seq - 1
-        self._mark = when
-        self._keys.forget_until(when - self.catalog.window)
-
-    def _attempt(
-        self, operation: str, draft: _Draft, at: datetime, discount: object = None
-    ) -> Attempt:
-        catalog = self.catalog.at(at)
-        ledger = draft.ledger
-        return Attempt(
-            operation,
-            STATES[draft.state],
-            at,
-            catalog.zone,
-            ledger.last_trial_at,
-            discount,
-            catalog.trial_price,
-            ledger.period_end,
-        )
-
-    def _replay(
-        self,
-        space: Namespace,
-        key: str,
-        operation: str,
-        args: Mapping[str, str | None],
-    ) -> Receipt | None:
-        entry = self._history.keyed(space, key)
-        if entry is None:
-            return None
-        before = {name: entry.details.get(name) for name in ARGUMENTS[entry.trigger]}
-        if entry.trigger != operation or before != args:
-            raise IdempotencyConflict(key, _call(entry.trigger, before), _call(operation, args))
-        return attrs.evolve(_receipt(entry), replayed=True)
-
-
-_CATALOGS = (Catalog, CatalogVersions)
-
-
-def _catalog_and_clock(catalog: AnyCatalog | None, clock: Clock | None) -> tuple[AnyCatalog, Clock]:
-    if catalog is None:
-        catalog = default_catalog()
-    elif not isinstance(catalog, _CATALOGS):
-        raise InvalidInput(
-            "catalog", f"expected a Catalog or CatalogVersions, got {type(catalog).__name__}"
-        )
-    if clock is None:
-        clock = utc_now
-    elif not callable(clock):
-        raise InvalidInput("clock", "expected a zero-argument callable")
-    return catalog, clock
-
-
-def _ending(end: datetime, field: str) -> datetime:
-    """``end`` if a record can hold it; an operation ending later is refused."""
-    if end.year > LAST_YEAR:
-        raise InvalidInput(
-            field,
-            f"the trial or period would end on {end.date().isoformat()}, after the "
-            f"year {LAST_YEAR}, the last a record holds",
-            code="input.out_of_range",
-        )
-    return end
-
-
-def _receipt(entry: Transition) -> Receipt:
-    return Receipt(
-        entry.trigger,
-        entry.key or "",
-        entry.at,
-        Decimal(entry.details["amount"]),
-        entry.dest,
-        Decimal(entry.details["forfeited"]),
-        entry.requested_at,
-    )
-
-
-def _call(operation: str, args: Mapping[str, str | None]) -> str:
-    shown = ", ".join(f"{name}={value!r}" for name, value in args.items() if value is not None)
-    return f"{operation}({shown})"
+        return load(cls, record, *catalog_and_clock(catalog, clock))
