@@ -396,6 +396,8 @@ class AsyncEdit:
     async def _finish(self, *, commit: bool) -> None:
         store, held = self._store, self._held
         connection = self._own if self._own is not None else self._given
+        if not isinstance(connection, (AsyncConnection, threaded.ThreadedConnection)):
+            connection = None  # refused before anything began: the caller's to end
         try:
             if self._threaded is not None:
                 # NOTE: write, commit and close in one hop, or roll back and close

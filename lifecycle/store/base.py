@@ -8,7 +8,9 @@ how they open transactions and wait; everything else is here, in ``core``,
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -24,11 +26,21 @@ from lifecycle.errors import InvalidInput, StoreMisuse
 from lifecycle.store import core, sql
 from lifecycle.store.plans import Low
 
-EDITING: contextvars.ContextVar[frozenset[tuple[int, str]]] = contextvars.ContextVar(
+EDITING: contextvars.ContextVar[frozenset[tuple[int, str, int]]] = contextvars.ContextVar(
     "lifecycle_editing", default=frozenset()
 )
-"""The (store, customer) pairs this thread or task is editing, to refuse a nested
-edit at once instead of waiting for a lock it holds itself."""
+"""The (store, customer, owner) triples this thread or task is editing, to refuse a
+nested edit at once instead of waiting for a lock it holds itself. The owner is
+the task (or thread) that opened the edit: a task created inside an edit
+inherits this variable, but is not nested in the edit and may wait its turn."""
+
+
+def _owner() -> int:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop running in this thread
+        task = None
+    return id(task) if task is not None else threading.get_ident()
 
 
 def _options(
@@ -223,7 +235,8 @@ def begin_edit(
     """The checks an edit makes before anything is touched; returns the customer and
     the token that marks it as being edited on this thread or task."""
     customer = inputs.customer_id(customer_id)
-    editing = EDITING.get()
+    owner = _owner()
+    editing = {(s, c) for s, c, o in EDITING.get() if o == owner}
     same = (id(store), customer) in editing
     if same or (store.is_sqlite and given is None and any(s == id(store) for s, _ in editing)):
         raise StoreMisuse(
@@ -232,7 +245,7 @@ def begin_edit(
             "wait for a lock it holds itself: do both in one edit, or one after the other",
             code="store.nested_edit",
         )
-    return customer, EDITING.set(editing | {(id(store), customer)})
+    return customer, EDITING.set(EDITING.get() | {(id(store), customer, owner)})
 
 
 def transaction_ended(held: core.Held) -> StoreMisuse:

@@ -360,14 +360,15 @@ def translate(
         )
     if isinstance(error, sa.exc.IntegrityError):
         return StoreError(
-            f"{operation}: a statement broke a constraint of the database ({message.strip()}); "
-            "nothing was committed, and the same statement would break it again",
+            f"{operation}: a statement broke a constraint of the database (the database's "
+            "own message is the cause of this error); nothing was committed, and the same "
+            "statement would break it again",
             code="store.constraint",
         )
     if isinstance(error, sa.exc.ProgrammingError | sa.exc.DataError):
         return StoreError(
-            f"{operation}: the database refused a statement ({message.strip()}); nothing was "
-            "committed",
+            f"{operation}: the database refused a statement (its own message is the cause "
+            "of this error); nothing was committed",
             code="store.error",
         )
     return StoreUnavailable(operation, error)

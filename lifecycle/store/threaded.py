@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from lifecycle.errors import StoreMisuse
 from lifecycle.store import turns
 
 T = TypeVar("T")
@@ -258,6 +259,37 @@ class ThreadedConnection:
 
         done = await self.run_sync(work)
         return done() if isinstance(done, sa.engine.FrozenResult) else done
+
+    async def scalar(self, statement: sa.Executable, parameters: Any = None) -> Any:
+        """The first column of the first row of ``statement``, or None."""
+        return (await self.execute(statement, parameters)).scalar()
+
+    async def scalars(self, statement: sa.Executable, parameters: Any = None) -> Any:
+        """The first column of every row of ``statement``."""
+        return (await self.execute(statement, parameters)).scalars()
+
+    async def exec_driver_sql(self, statement: str, parameters: Any = None) -> Any:
+        """``statement`` as the driver takes it, in this transaction."""
+
+        def work(connection: Connection) -> Any:
+            result = connection.exec_driver_sql(statement, parameters)
+            return result.freeze() if result.returns_rows else result
+
+        done = await self.run_sync(work)
+        return done() if isinstance(done, sa.engine.FrozenResult) else done
+
+    def in_transaction(self) -> bool:
+        return self._give is not None
+
+    async def commit(self) -> None:
+        """Refused: the transaction of ``store.begin()`` commits when its block
+        ends (on PostgreSQL a commit inside an edit makes the edit refuse to
+        write, with the same code)."""
+        raise StoreMisuse(
+            "the transaction of store.begin() commits when its block ends; a commit "
+            "inside it would let go of the edits' locks",
+            code="store.no_transaction",
+        )
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(connection, *args)`` on the blocking connection, in a worker thread."""

@@ -95,7 +95,10 @@ class AsyncTurns:
         """Wait for the turn; return what gives it back."""
         lock = cls.of(database)
         try:
-            await asyncio.wait_for(lock.acquire(), seconds)
+            # NOTE: not wait_for, which on 3.11 returns the lock to a task cancelled
+            # as it was granted, swallowing the cancellation
+            async with asyncio.timeout(seconds):
+                await lock.acquire()
         except TimeoutError:
             raise LockTimeout(None, seconds) from None
         return lock.release

@@ -129,6 +129,107 @@ def test_a_nested_edit_in_a_task_is_refused(aurl: str) -> None:
     run(aurl, body)
 
 
+def test_a_task_started_inside_an_edit_may_edit_once_it_has_ended(aurl: str) -> None:
+    """A task created inside an edit inherits the edit's context but is not nested in
+    it: it waits its turn (here, until the edit has ended) instead of being refused
+    as a nested edit. The edit's own task is still refused."""
+
+    async def body(store: AsyncSqlStore) -> list[str]:
+        async def later() -> lc.Settlement:
+            await asyncio.sleep(0.05)
+            async with store.edit("c") as sub:
+                return await sub.record_usage("media_processing", D(1), "bg", sh(2026, 3, 2))
+
+        async with store.edit("c") as sub:
+            await sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+            background = asyncio.create_task(later())
+            with pytest.raises(lc.store.StoreMisuse):
+                async with store.edit("c"):
+                    pass
+        settled = await asyncio.wait_for(background, 10)
+        assert (D(1), False) == (settled.quota, settled.replayed)
+        return [t.trigger for t in await store.history("c")]
+
+    assert ["subscribe"] == run(aurl, body)
+
+
+def test_a_cancel_as_the_turn_is_granted_is_not_swallowed(tmp_path: Path) -> None:
+    """A task cancelled just as its edit begins raises CancelledError, and an edit
+    inside an expired timeout raises TimeoutError (on 3.11, wait_for returned the
+    turn and swallowed both, so the caller believed the edit finished). Like a
+    request timed out, a cancelled edit may or may not have committed: a retry
+    with the same key settles each usage exactly once."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cancel.db'}"
+
+    async def body(store: AsyncSqlStore) -> None:
+        async with store.edit("c") as sub:
+            await sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+
+        async def usage(usage_id: str) -> None:
+            async with store.edit("c") as sub:
+                await sub.record_usage("media_processing", D(1), usage_id, sh(2026, 3, 2))
+
+        task = asyncio.create_task(usage("u-1"))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0):
+                await usage("u-2")
+        await usage("u-1")
+        await usage("u-2")
+        snapshot = await store.load("c")
+        assert snapshot is not None
+        assert D(1998) == await snapshot.remaining_credits(sh(2026, 3, 2))
+
+    run(url, body)
+
+
+def test_a_blocking_connection_is_refused_and_left_to_its_owner(aurl: str) -> None:
+    """edit(connection=<a blocking Connection>) is InvalidInput naming the connection,
+    and the caller's own transaction is left as it was, still active."""
+    blocking = sa.create_engine(
+        aurl.replace("+aiosqlite", "").replace("+psycopg_async", "+psycopg")
+    )
+
+    async def body(store: AsyncSqlStore) -> None:
+        with blocking.connect() as connection, connection.begin() as transaction:
+            with pytest.raises(lc.InvalidInput) as info:
+                async with store.edit("c", connection=connection):  # type: ignore[arg-type]
+                    pass
+            assert "connection" == info.value.field
+            assert transaction.is_active
+
+    run(aurl, body)
+    blocking.dispose()
+
+
+def test_a_connection_from_begin_reads_like_an_async_connection(aurl: str) -> None:
+    """What an order service calls on store.begin()'s connection works on both
+    databases; a commit inside it is store.no_transaction on both, and nothing of
+    the edit is written."""
+
+    async def body(store: AsyncSqlStore) -> None:
+        async with store.begin() as connection:
+            assert 1 == await connection.scalar(sa.text("SELECT 1"))
+            assert [1, 2] == list(await connection.scalars(sa.text("SELECT 1 UNION ALL SELECT 2")))
+            assert connection.in_transaction()
+
+        async def commit_inside() -> None:
+            async with store.begin() as connection, store.edit("c", connection=connection) as sub:
+                await sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+                await connection.commit()
+
+        with pytest.raises(lc.store.StoreMisuse) as info:
+            await commit_inside()
+        assert "store.no_transaction" == info.value.code
+        snapshot = await store.load("c")  # PostgreSQL: a new customer's empty row committed
+        assert snapshot is None or (None, None) == (snapshot.mark, snapshot.edition)
+
+    run(aurl, body)
+
+
 ORDERS = sa.Table(
     "orders",
     sa.MetaData(),
