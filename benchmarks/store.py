@@ -14,10 +14,11 @@ dropped after), it measures:
   and of a customer with 10 and with 5,000 transitions behind it;
 * the cost of ``load()`` with 10 and with 10,000 usage keys in the window.
 
-Targets: one worker within 3x of the baseline; 8 workers on 8 customers on
-PostgreSQL at least 1.5x one worker; edit and load costs flat (within 1.5x)
-from 10 to 10,000 keys and from 10 to 5,000 transitions. The exit status is 1
-when a target is missed.
+Targets (issue 13): one worker within 1.5x of the baseline on SQLite and 2x on
+PostgreSQL; 8 workers on 8 customers on PostgreSQL scaling at least as well as
+the baseline does in the same run; edit and load costs flat (within 1.5x) from
+10 to 10,000 keys and from 10 to 5,000 transitions. Every row is printed
+beside its target; the exit status is 1 when one is missed.
 """
 
 from __future__ import annotations
@@ -212,19 +213,29 @@ def measure(name: str, url: str, quick: bool) -> tuple[list[str], bool]:
         f"  load with 10 keys in the window     {light * 1e3:8.2f} ms",
         f"  load with 10,000 keys in the window {heavy * 1e3:8.2f} ms  ({heavy / light:.2f}x)",
     ]
-    ok = one_base / one <= 3 and many / few <= 1.5 and long / short <= 1.5 and heavy / light <= 1.5
+    # Issue 13's targets: an edit within 1.5x (SQLite) or 2x (PostgreSQL) of a
+    # one-row-update transaction, and on PostgreSQL 8 workers on 8 customers
+    # scaling at least as well as that transaction does in the same run.
+    edit_target = 2.0 if name.startswith("PostgreSQL") else 1.5
     verdicts = [
-        verdict("1 worker within 3x of the baseline", one_base / one <= 3),
+        verdict(
+            f"1 worker within {edit_target}x of the baseline ({one_base / one:.2f}x)",
+            one_base / one <= edit_target,
+        ),
         verdict("edit cost flat from 10 to 10,000 keys (1.5x)", many / few <= 1.5),
         verdict("edit cost flat from 10 to 5,000 transitions (1.5x)", long / short <= 1.5),
         verdict("load cost flat from 10 to 10,000 keys (1.5x)", heavy / light <= 1.5),
     ]
     if name.startswith("PostgreSQL"):
-        scaled = spread / one
-        ok &= scaled >= 1.5
+        scaled, base_scaled = spread / one, spread_base / one_base
         verdicts.append(
-            verdict(f"8 workers on 8 customers >= 1.5x one worker ({scaled:.2f}x)", scaled >= 1.5)
+            verdict(
+                f"8 workers on 8 customers scale {scaled:.2f}x, the baseline "
+                f"{base_scaled:.2f}x: at least the baseline's",
+                scaled >= base_scaled,
+            )
         )
+    ok = all(line.endswith(": ok") for line in verdicts)
     return lines + verdicts, ok
 
 
