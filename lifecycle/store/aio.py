@@ -274,16 +274,19 @@ class AsyncSqlStore(base.StoreBase):
             )
 
     async def failing_customers(self) -> list[FailingCustomer]:
+        """The customers sweeps keep failing on, with their last error."""
         async with self._database("failing_customers"):
             await self._ensure_schema()
             return await self._unit(False, sweep.failing)
 
     async def dead_letters(self) -> list[DeadLetter]:
+        """The messages set aside after ``max_attempts``, with their last error."""
         async with self._database("dead_letters"):
             await self._ensure_schema()
             return await self._unit(False, outbox.dead_letters)
 
     async def redeliver(self, ids: Sequence[int]) -> int:
+        """Put dead letters back at the end of the queue; how many were."""
         chosen = self._ids(ids)
         async with self._database("redeliver"):
             await self._ensure_schema()
