@@ -355,8 +355,8 @@ class AsyncEdit:
                     self._threaded, self._held = await store._threads.open(hold)
                     connection = self._threaded
                 elif given is None:
-                    self._own = await store.engine.connect()
-                    await self._own.begin()
+                    self._held = await self._hold_own(hold)
+                    assert self._own is not None
                     connection = self._own
                 else:
                     connection = given
@@ -387,6 +387,26 @@ class AsyncEdit:
                 return await _run_on(own, lambda _: work())
 
         return AsyncSubscription(held.sub, run)
+
+    async def _hold_own(self, hold: Callable[[Connection], core.Held]) -> core.Held:
+        """Lock the customer on a connection of the store's own: first one the pool
+        hands over unchecked, then, if the database had dropped it, a checked one
+        (as ``SqlStore``'s edit does)."""
+        for unchecked in (True, False):
+            token = base.UNCHECKED.set(unchecked)
+            try:
+                self._own = await self._store.engine.connect()
+            finally:
+                base.UNCHECKED.reset(token)
+            await self._own.begin()
+            try:
+                return await self._own.run_sync(hold)
+            except core.DATABASE_ERRORS as error:
+                if not (unchecked and core.dropped(error)):
+                    raise
+                await self._own.close()
+                self._own = None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def __aexit__(
         self,

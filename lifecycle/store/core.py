@@ -275,6 +275,13 @@ def history_of(connection: Connection, codec: Codec, customer_id: str) -> list[T
     return list(held(connection, None, codec, customer_id, *row).sub.history)
 
 
+def dropped(error: BaseException) -> bool:
+    """Whether a failure is the database having dropped the connection (SQLAlchemy
+    has invalidated it): an edit that failed so at its first statement did
+    nothing, and may try again on another connection."""
+    return isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated
+
+
 def bound_locks(connection: Connection, engine: sa.Engine, lock_timeout: timedelta) -> None:
     """A caller's PostgreSQL connection from another engine has no lock timeout of
     ours: set one for its transaction."""

@@ -346,10 +346,18 @@ class Prepared:
     ) -> None:
         compiled = statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
-        self._compiled = compiled
         self._dialect = dialect
         self.sql = compiled.string
         self._positional = compiled.positiontup
+        # NOTE: what construct_params would do on each run, done once: the
+        # statement's own values (literals such as the 1 of ``revision - 1``),
+        # the names a caller gives, and the type processing of each.
+        self._fixed = {
+            name: value
+            for name, value in compiled.construct_params(_check=False).items()
+            if not compiled.binds[name].required
+        }
+        self._given = [name for name in compiled.binds if compiled.binds[name].required]
         self._binds = [
             (name, processor)
             for name, bind in compiled.binds.items()
@@ -359,22 +367,32 @@ class Prepared:
             kind.dialect_impl(dialect).result_processor(dialect, None) for kind in results
         ]
 
-    def run(self, connection: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        values = self._compiled.construct_params(dict(params))
-        assert values is not None
+    def args(self, params: Mapping[str, Any]) -> Any:
+        """``params`` as the driver takes them: a list, or a dict by name."""
+        values = dict(self._fixed)
+        for name in self._given:
+            values[name] = params[name]
         for name, process in self._binds:
             values[name] = process(values[name])
-        args: Any = [values[n] for n in self._positional] if self._positional else values
+        return [values[n] for n in self._positional] if self._positional else values
+
+    def run(self, connection: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        args = self.args(params)
         raw = connection.connection
         cursor = raw.cursor()
         try:
             cursor.execute(self.sql, args)
             rows = list(cursor.fetchall()) if cursor.description else []
         except self._dialect.loaded_dbapi.Error as error:
-            if self._dialect.is_disconnect(error, raw.dbapi_connection, cursor):
+            dropped = self._dialect.is_disconnect(error, raw.dbapi_connection, cursor)
+            if dropped:
                 connection.invalidate(error)
             raise sa.exc.DBAPIError.instance(
-                self.sql, args, error, self._dialect.loaded_dbapi.Error
+                self.sql,
+                args,
+                error,
+                self._dialect.loaded_dbapi.Error,
+                connection_invalidated=dropped,
             ) from error
         finally:
             cursor.close()

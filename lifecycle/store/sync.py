@@ -305,20 +305,38 @@ class Edit:
             with store._database("edit", customer):
                 store._ensure_schema()
                 if self._given is None:
-                    self._own = store.engine.connect()
-                    self._own.begin()
-                    connection = self._own
+                    self._held = self._hold_own(customer)
                 else:
                     connection = self._given
                     self._transaction = connection.get_transaction()
                     core.bound_locks(connection, store.engine, store.lock_timeout)
-                self._held = core.hold(
-                    connection, store._hot, store._codec, customer, create=self._create
-                )
+                    self._held = core.hold(
+                        connection, store._hot, store._codec, customer, create=self._create
+                    )
         except BaseException:
             self._finish(commit=False)
             raise
         return self._held.sub
+
+    def _hold_own(self, customer: str) -> core.Held:
+        """Lock the customer on a connection of the store's own: first one the pool
+        hands over unchecked, then, if the database had dropped it, a checked one."""
+        store = self._store
+        for unchecked in (True, False):
+            token = base.UNCHECKED.set(unchecked)
+            try:
+                self._own = store.engine.connect()
+            finally:
+                base.UNCHECKED.reset(token)
+            self._own.begin()
+            try:
+                return core.hold(self._own, store._hot, store._codec, customer, create=self._create)
+            except core.DATABASE_ERRORS as error:
+                if not (unchecked and core.dropped(error)):
+                    raise
+                self._own.close()
+                self._own = None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def __exit__(
         self,

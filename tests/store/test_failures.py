@@ -19,7 +19,7 @@ import lifecycle as lc
 from lifecycle.store import SqlStore, StoreUnavailable
 from tests.conftest import ADMIN_URL, sh
 from tests.store import workers
-from tests.store.conftest import count
+from tests.store.conftest import count, empty_postgresql
 from tests.store.facade import make_store
 
 D = Decimal
@@ -67,6 +67,77 @@ def test_a_process_killed_inside_edit_leaves_the_last_commit(
     snapshot = store.load("c")
     assert snapshot is not None
     assert D(1993) == snapshot.remaining_credits()
+
+
+def _engine_of(store: SqlStore) -> sa.Engine:
+    """The engine the store's own edits run on (the async store's sync_engine)."""
+    engines = getattr(store, "engines", None)
+    return engines[0] if engines is not None else store.engine
+
+
+def _terminate_others(url: sa.URL) -> None:
+    killer = sa.create_engine(url)
+    with killer.begin() as connection:
+        connection.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    killer.dispose()
+
+
+def test_an_edit_skips_the_ping_that_every_other_checkout_makes(
+    pg_store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edit's connection leaves the pool without a ping (its first statement would
+    find a dropped connection and it can try again); a load's is pinged."""
+    store = pg_store
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1")
+    assert store.load("c") is not None  # every pooled connection has been used once
+    engine = _engine_of(store)
+    pings: list[object] = []
+    ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda c: pings.append(c) or ping(c))
+    for n in range(3):
+        with store.edit("c") as sub:
+            sub.record_usage("media_processing", D(1), f"u-{n}")
+    assert [] == pings
+    assert store.load("c") is not None
+    assert 1 == len(pings)
+
+
+def test_pool_pre_ping_false_turns_the_ping_off(
+    pg_url: str, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pool_pre_ping=False`` in the engine options: no checkout pings."""
+    store = make_store(kind, empty_postgresql(pg_url), pool_pre_ping=False)
+    store.create_schema()
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1")
+    engine = _engine_of(store)
+    pings: list[object] = []
+    monkeypatch.setattr(engine.dialect, "do_ping", pings.append)
+    assert store.load("c") is not None
+    store.close()
+    assert [] == pings
+
+
+def test_an_edit_after_the_server_dropped_every_connection_tries_again(
+    pg_store: SqlStore,
+) -> None:
+    """The server restarts between requests (every pooled connection is dead): the
+    next edit finds it at its first statement, tries again on a checked connection
+    and is written once; so is the next load."""
+    store = pg_store
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1")
+    _terminate_others(store.engine.url)
+    with store.edit("c") as sub:
+        sub.record_usage("media_processing", D(7), "u-1")
+    _terminate_others(store.engine.url)
+    snapshot = store.load("c")
+    assert snapshot is not None
+    assert (D(1993), 1) == (snapshot.remaining_credits(), count(store, "lifecycle_usage_keys"))
 
 
 def test_a_dropped_connection_is_store_unavailable(pg_store: SqlStore) -> None:
