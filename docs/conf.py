@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 from sphinx.application import Sphinx
+from sphinx.errors import PycodeError
+from sphinx.pycode import ModuleAnalyzer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -70,5 +72,27 @@ def _copy_mermaid(app: Sphinx) -> None:
     )
 
 
+def _reexported_docs(
+    app: Sphinx, what: str, name: str, obj: object, options: object, lines: list[str]
+) -> None:
+    """A constant a package re-exports (``lifecycle.store.SCHEMA_VERSION``) has its
+    docstring where it is defined: autodoc only reads the package's own source
+    (and falls back on the docstring of the value's type), so the entry takes
+    it from there."""
+    if what != "data":
+        return
+    package, _, attribute = name.rpartition(".")
+    for module in [m for m in sys.modules if m.startswith(package + ".")]:
+        try:
+            docs = ModuleAnalyzer.for_module(module).find_attr_docs()
+        except PycodeError:
+            continue
+        found = docs.get(("", attribute))
+        if found and getattr(sys.modules[module], attribute, None) is obj:
+            lines[:] = found
+            return
+
+
 def setup(app: Sphinx) -> None:
     app.connect("builder-inited", _copy_mermaid)
+    app.connect("autodoc-process-docstring", _reexported_docs)

@@ -17,8 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 
 SCHEMA_VERSION = 2
-"""1: the first release (history inside the record). 2: history, purchase keys
-and leases in tables of their own (``upgrade`` brings 1 to 2 in place)."""
+"""The version of the tables this library writes and reads. 1: the first release
+(history inside the record). 2: history, purchase keys and leases in tables
+of their own (``upgrade`` brings 1 to 2 in place)."""
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -41,6 +42,9 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 
 metadata = sa.MetaData()
+"""The lifecycle tables, as SQLAlchemy ``MetaData``: Alembic's ``target_metadata``
+for migrations of your own beside them, or ``metadata.create_all(engine)``
+(``SqlStore.create_schema()`` does that and upgrades an earlier version)."""
 
 schema_table = sa.Table(
     "lifecycle_schema",

@@ -6,6 +6,7 @@ error or a request off this machine, and search finds a rule by its code."""
 from __future__ import annotations
 
 import functools
+import importlib
 import http.server
 import re
 import subprocess
@@ -122,3 +123,16 @@ def test_search_finds_a_rule_by_its_code(site: str, browser: Browser) -> None:
     )
     assert [] == problems
     page.close()
+
+
+@pytest.mark.parametrize("module", ["lifecycle", "lifecycle.store", "lifecycle.testing"])
+def test_every_exported_name_has_an_entry_in_the_api_reference(site: str, module: str) -> None:
+    """Each name of a package's ``__all__`` has its own entry (an anchor to link
+    to and a docstring), the constants a package re-exports included."""
+    page = (BUILD / "html" / "reference" / "api.html").read_text()
+    anchors = set(re.findall(r'<dt class="sig sig-object py" id="([^"]+)"', page))
+    exported = importlib.import_module(module).__all__
+    assert [] == [name for name in exported if f"{module}.{name}" not in anchors]
+    if module == "lifecycle.store":  # its docstring is where it is defined
+        entry = page[page.index('id="lifecycle.store.SCHEMA_VERSION"') :]
+        assert "The version of the tables" in entry[: entry.index("</dd>")]
