@@ -49,27 +49,38 @@ MERMAID_DIST = Path(
     os.environ.get("LIFECYCLE_MERMAID_DIST", ROOT / ".ci/node/node_modules/mermaid/dist")
 )
 mermaid_use_local = "mermaid/mermaid.esm.min.mjs"
+# The ELK layout, which the state diagram asks for (lifecycle.diagrams.mermaid).
+ELK_DIST = Path(
+    os.environ.get(
+        "LIFECYCLE_MERMAID_ELK_DIST", ROOT / ".ci/node/node_modules/@mermaid-js/layout-elk/dist"
+    )
+)
+mermaid_include_elk = True
+mermaid_elk_use_local = "mermaid/elk/mermaid-layout-elk.esm.min.mjs"
 mermaid_init_config = {"startOnLoad": False, "flowchart": {"htmlLabels": True}}
 mermaid_fullscreen = False
 
 
 def _copy_mermaid(app: Sphinx) -> None:
-    module = MERMAID_DIST / "mermaid.esm.min.mjs"
-    if not module.exists():
-        raise RuntimeError(
-            f"Mermaid's script is missing at {module}: run `bash scripts/docs`, or "
-            "`npm install --prefix .ci/node mermaid@11`, or set LIFECYCLE_MERMAID_DIST"
-        )
     target = Path(app.outdir) / "_static" / "mermaid"
     if target.exists():
         shutil.rmtree(target)
-    target.mkdir(parents=True)
-    shutil.copy2(module, target)
-    shutil.copytree(
-        MERMAID_DIST / "chunks" / "mermaid.esm.min",
-        target / "chunks" / "mermaid.esm.min",
-        ignore=shutil.ignore_patterns("*.map"),
-    )
+    for dist, name, into in (
+        (MERMAID_DIST, "mermaid", target),
+        (ELK_DIST, "mermaid-layout-elk", target / "elk"),
+    ):
+        module = dist / f"{name}.esm.min.mjs"
+        if not module.exists():
+            raise RuntimeError(
+                f"Mermaid's script is missing at {module}: run `bash scripts/docs --deps-only`"
+            )
+        into.mkdir(parents=True)
+        shutil.copy2(module, into)
+        shutil.copytree(
+            dist / "chunks" / f"{name}.esm.min",
+            into / "chunks" / f"{name}.esm.min",
+            ignore=shutil.ignore_patterns("*.map"),
+        )
 
 
 def _reexported_docs(

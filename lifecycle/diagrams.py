@@ -183,8 +183,15 @@ def _mermaid_text(text: str) -> str:
 def mermaid(graph: Graph, overlay: Overlay | None = None) -> str:
     """A Mermaid flowchart: states grouped, automatic transitions dashed,
     parallel arcs merged into one edge; with ``overlay``, the customer's path
-    thick and red and the current state filled."""
-    lines_out = ["flowchart TB"]
+    thick and red and the current state filled.
+
+    NOTE: the diagram asks for the ELK layout: Mermaid's default (dagre)
+    draws edges that leave a group over each other's labels. Where ELK is not
+    loaded (a viewer without it), Mermaid falls back to dagre. It asks in an
+    init directive, not front matter, which MyST would read as the options of
+    the docs' ``mermaid`` directive.
+    """
+    lines_out = ['%%{init: {"layout": "elk"}}%%', "flowchart TB"]
     if overlay is not None:
         lines_out.append(f"    %% {overlay.title}")
     lines_out.append('    start(("start"))')

@@ -1,19 +1,21 @@
 """The documentation site, built with warnings as errors and opened in a real
 browser (Debian's Chromium, headless, driven by Playwright): the lifecycle page
-draws the state diagram from the table, every page loads without a console
-error or a request off this machine, and search finds a rule by its code."""
+draws the state diagram from the table with no word over another, every page
+loads without a console error or a request off this machine, search finds a
+rule by its code, and every exported name has its entry in the API reference."""
 
 from __future__ import annotations
 
 import functools
-import importlib
 import http.server
+import importlib
 import re
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -98,6 +100,52 @@ def test_the_lifecycle_page_draws_every_state_and_transition(site: str, browser:
     page.screenshot(path=str(BUILD / "lifecycle.png"), full_page=True)
     assert [] == problems
     page.close()
+
+
+BOXES = """svg => {
+    const boxes = [];
+    for (const [kind, selector] of [["label", "g.edgeLabel"], ["state", "g.node"],
+                                    ["group", ".cluster-label"]]) {
+        for (const element of svg.querySelectorAll(selector)) {
+            const text = element.textContent.trim();
+            const box = element.getBoundingClientRect();
+            if (text && box.width > 0) {
+                boxes.push({kind, text, x: box.x, y: box.y, w: box.width, h: box.height});
+            }
+        }
+    }
+    return boxes;
+}"""
+
+
+def test_the_diagrams_words_do_not_overlap(site: str, browser: Browser) -> None:
+    """No edge label, state or group title of the drawn diagram covers another:
+    each can be read (a close-up is saved as docs/_build/lifecycle-diagram.png)."""
+    page, _ = _open(browser, f"{site}/reference/lifecycle.html")
+    diagram = page.locator(".mermaid svg").first
+    diagram.wait_for(state="visible", timeout=20_000)
+    page.locator(".mermaid svg g.node").first.wait_for(timeout=20_000)
+    boxes = diagram.evaluate(BOXES)
+    assert {"label", "state", "group"} == {box["kind"] for box in boxes}
+    overlaps = [
+        (one["text"], other["text"])
+        for n, one in enumerate(boxes)
+        for other in boxes[n + 1 :]
+        if _meet(one, other)
+    ]
+    diagram.screenshot(path=str(BUILD / "lifecycle-diagram.png"))
+    page.close()
+    assert [] == overlaps
+
+
+def _meet(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two boxes share more than a pixel's edge."""
+    return bool(
+        one["x"] + 1 < other["x"] + other["w"]
+        and other["x"] + 1 < one["x"] + one["w"]
+        and one["y"] + 1 < other["y"] + other["h"]
+        and other["y"] + 1 < one["y"] + one["h"]
+    )
 
 
 def test_every_page_loads_without_a_console_error(site: str, browser: Browser) -> None:
