@@ -103,6 +103,10 @@ class Codec:
             known.popitem(last=False)
 
 
+UNKNOWN = object()
+"""A value of the customer's row that was not read."""
+
+
 @attrs.define(eq=False)
 class Held:
     """One customer's subscription, held under its row lock until written."""
@@ -117,6 +121,8 @@ class Held:
     history: SqlHistory | None
     link: Link
     rewrite: bool = False  # write the checkpoint even if nothing changed
+    keys_from: datetime | None = None  # as the row holds them
+    due_at: object = UNKNOWN  # as the row holds it, if it was read
 
     def release(self, reason: str) -> None:
         """After the write (or the rollback): the subscription only reads now."""
@@ -140,8 +146,7 @@ def hold(
             raise UnknownCustomer(customer_id)
         hot.create.run(connection, params)
         rows = hot.lock.run(connection, params)
-    record, revision, keys_from, seq = rows[0]
-    return held(connection, hot, codec, customer_id, record, revision, keys_from, seq)
+    return held(connection, hot, codec, customer_id, *rows[0])
 
 
 def held(
@@ -153,6 +158,7 @@ def held(
     revision: int,
     keys_from: datetime | None,
     seq: int,
+    due_at: object = UNKNOWN,
     opener: Opener | None = None,
 ) -> Held:
     """A row already read (and locked, for a write) as a ``Held`` subscription."""
@@ -169,7 +175,10 @@ def held(
     cutoff = None if mark is None else mark - codec.catalog.window
     keys = SqlKeys(link, cutoff, keys_from, None if hot is None else hot.key_by_id)
     sub._keys = keys
-    return Held(customer_id, sub, record, revision, seq, sub._seq, keys, history, link)
+    return Held(
+        customer_id, sub, record, revision, seq, sub._seq, keys, history, link,
+        keys_from=keys_from, due_at=due_at,
+    )  # fmt: skip
 
 
 def write(
@@ -189,6 +198,7 @@ def write(
     new_keys: list[dict[str, Any]] = []
     transitions: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
+    narrow: list[tuple[bool, bool]] = []  # whether due_at, keys_from changed
     for one in holds:
         sub = one.sub
         keys = one.keys.take_new()
@@ -219,9 +229,11 @@ def write(
                 "seq": sub._seq,
             }
         )
+        narrow.append((one.due_at != sub.due_at, one.keys_from != one.keys.keys_from))
         if remember:
             codec.remember(one.customer_id, text, sub)
         one.text, one.revision, one.stored = text, one.revision + 1, sub._seq
+        one.due_at, one.keys_from = sub.due_at, one.keys.keys_from
         one.loaded, one.rewrite = sub._seq, False
         if one.history is not None:
             one.history.stored, one.history.pending = sub._seq, []
@@ -241,7 +253,7 @@ def write(
     elif len(updates) == 1:
         for key in new_keys:
             hot.insert_key.run(connection, key)
-        written = len(hot.update.run(connection, updates[0]))
+        written = len(hot.updates[narrow[0]].run(connection, updates[0]))
     elif updates:
         if new_keys:
             connection.execute(sql.insert_key, new_keys)
@@ -262,8 +274,8 @@ def write(
     return len(updates)
 
 
-def stored(connection: Connection, customer_id: str) -> sa.Row[Any, Any, Any, Any] | None:
-    """A customer's row (record, revision, keys_from, seq), unlocked, or None."""
+def stored(connection: Connection, customer_id: str) -> sa.Row[Any, Any, Any, Any, Any] | None:
+    """A customer's row (record, revision, keys_from, seq, due_at), unlocked, or None."""
     return connection.execute(sql.lock, {"customer_id": customer_id}).first()
 
 

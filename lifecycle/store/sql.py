@@ -26,7 +26,9 @@ S, H, K, Q = subscriptions.c, history.c, usage_keys.c, outbox.c
 
 # --- one customer: the edit ---------------------------------------------------
 
-lock = sa.select(S.record, S.revision, S.keys_from, S.seq).where(S.customer_id == P("customer_id"))
+lock = sa.select(S.record, S.revision, S.keys_from, S.seq, S.due_at).where(
+    S.customer_id == P("customer_id")
+)
 lock_for_update = lock.with_for_update()
 revision_of = sa.select(S.revision).where(S.customer_id == P("customer_id"))
 
@@ -50,25 +52,36 @@ keys_after = (
 insert_key = sa.insert(usage_keys).values(
     customer_id=P("k_customer"), usage_id=P("k_usage_id"), at=P("k_at"), row=P("k_row")
 )
-update_subscription = (
-    sa.update(subscriptions)
-    .where(S.customer_id == P("customer"), S.revision == P("revision") - 1)
-    .values(
-        record=P("record"),
-        state=P("state"),
-        due_at=P("due_at"),
-        mark=P("mark"),
-        revision=P("revision"),
-        keys_from=P("keys_from"),
-        seq=P("seq"),
-        sweep_after=sa.null(),
-        sweep_failures=sa.literal_column("0"),
-        sweep_error=sa.null(),
+
+
+def checkpoint(*, due_at: bool = True, keys_from: bool = True) -> sa.Update:
+    """A customer's checkpoint, written only over the revision its edit read: the
+    row lock makes that certain, and the guard makes a lost lock an error, not a
+    lost update. ``due_at`` and ``keys_from`` are left out when they have not
+    changed: on SQLite, a column set (even to its own value) rewrites its index
+    entry, and those two index pages were a third of an edit's commit."""
+    values: dict[str, Any] = {
+        "record": P("record"),
+        "state": P("state"),
+        "mark": P("mark"),
+        "revision": P("revision"),
+        "seq": P("seq"),
+        "sweep_after": sa.null(),
+        "sweep_failures": sa.literal_column("0"),
+        "sweep_error": sa.null(),
+    }
+    if due_at:
+        values["due_at"] = P("due_at")
+    if keys_from:
+        values["keys_from"] = P("keys_from")
+    return (
+        sa.update(subscriptions)
+        .where(S.customer_id == P("customer"), S.revision == P("revision") - 1)
+        .values(**values)
     )
-)
-"""A customer's checkpoint, written only over the revision its edit read: the row
-lock makes that certain, and the guard makes a lost lock an error, not a lost
-update."""
+
+
+update_subscription = checkpoint()
 update_one = update_subscription.returning(S.customer_id)
 update_with_key = update_one.add_cte(insert_key.cte("new_key"))
 """PostgreSQL only: the usual edit, one usage, writes its key and the
@@ -411,10 +424,17 @@ class HotPath:
 
     def __init__(self, dialect: sa.Dialect) -> None:
         self.postgresql = dialect.name == "postgresql"
-        results = (sa.Text(), sa.Integer(), UTCDateTime(), sa.Integer())
+        results = (sa.Text(), sa.Integer(), UTCDateTime(), sa.Integer(), UTCDateTime())
         self.lock = Prepared(lock_for_update if self.postgresql else lock, dialect, results)
         self.create = Prepared(create["postgresql" if self.postgresql else "sqlite"], dialect)
         self.key_by_id = Prepared(key_by_id, dialect)
         self.insert_key = Prepared(insert_key, dialect)
-        self.update = Prepared(update_one, dialect)
+        self.updates = {
+            (due_at, keys_from): Prepared(
+                checkpoint(due_at=due_at, keys_from=keys_from).returning(S.customer_id), dialect
+            )
+            for due_at in (False, True)
+            for keys_from in (False, True)
+        }
+        """The checkpoint written alone, by whether ``due_at`` and ``keys_from`` changed."""
         self.update_with_key = Prepared(update_with_key, dialect) if self.postgresql else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -516,3 +516,41 @@ def test_an_aborted_transaction_is_not_called_retryable(pg_sync_store: SqlStore)
         swallow()
     assert ("store.no_transaction", False) == (info.value.code, info.value.retryable)
     assert store.load("c") is None
+
+
+def _utc(value: object) -> datetime | None:
+    """A timestamp column as read by plain SQL (SQLite answers text)."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(moment, datetime)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def test_the_row_keeps_the_instants_the_sweep_looks_for(store: SqlStore) -> None:
+    """The row's due_at and keys_from follow every kind of write: set when they
+    change (a purchase, the first usage key, a sweep), kept when they do not (a
+    later usage, which leaves them out of its UPDATE)."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=40)
+
+    def instants() -> tuple[datetime | None, datetime | None]:
+        row, sub = row_of(store, "c"), store.load("c")
+        assert sub is not None
+        found = (_utc(row["due_at"]), _utc(row["keys_from"]))
+        assert sub.due_at == found[0]
+        return found
+
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1", term_months=1, at=start)
+        due = sub.due_at
+    assert due is not None
+    assert (due, None) == instants()
+    with store.edit("c") as sub:
+        sub.record_usage("media_processing", D(1), "u-1", at=start + timedelta(days=1))
+    assert (due, start + timedelta(days=1)) == instants()
+    with store.edit("c") as sub:
+        sub.record_usage("media_processing", D(1), "u-2", at=start + timedelta(days=2))
+    assert (due, start + timedelta(days=1)) == instants()
+    assert 1 == store.sweep(datetime.now(UTC)).applied
+    after_sweep = instants()
+    assert after_sweep[0] is None
