@@ -181,25 +181,33 @@ def floor(url: str, count: int) -> tuple[float, float]:
     transaction, each sent on one DBAPI connection of the store's engine, in
     alternating blocks so that the disk's moods fall on both alike."""
     store = SqlStore(url)
-    hot, sqlite, customer = store._hot, store.is_sqlite, "floor"
+    hot, sqlite, customer = store._hot, store.is_sqlite, f"floor-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
     with store.edit(customer) as sub:
-        sub.subscribe("professional", order_id="o-1", term_months=24)
+        sub.subscribe("professional", order_id="o-1", term_months=24, at=now)
+        sub.record_usage("media_processing", QUANTITY, "first", now)
+    with store.engine.connect() as connection:
+        # NOTE: every key of this scratch customer gets the first one's row (as
+        # long as a real one); nothing reads the customer afterwards.
+        row = connection.execute(
+            sa.text("SELECT row FROM lifecycle_usage_keys WHERE customer_id = :customer"),
+            {"customer": customer},
+        ).scalar_one()
     raw = store.engine.raw_connection()
     cursor = raw.cursor()
     tag = uuid.uuid4().hex[:8]
-    now = datetime.now(UTC)
     counter = f"UPDATE bench_counters SET n = n + 1 WHERE id = {'?' if sqlite else '%s'}"
 
     def edit(n: int) -> None:
         if sqlite:
             cursor.execute("BEGIN IMMEDIATE")
         cursor.execute(hot.lock.sql, hot.lock.args({"customer_id": customer}))
-        record, revision, _, seq = cursor.fetchall()[0]
+        record, revision, _, seq, _ = cursor.fetchall()[0]
         usage = f"{tag}-{n}"
         key = {"customer_id": customer, "usage_id": usage, "cutoff": now - timedelta(days=1)}
         cursor.execute(hot.key_by_id.sql, hot.key_by_id.args(key))
         cursor.fetchall()
-        new_key = {"k_customer": customer, "k_usage_id": usage, "k_at": now, "k_row": record[:90]}
+        new_key = {"k_customer": customer, "k_usage_id": usage, "k_at": now, "k_row": row}
         update = {
             "customer": customer,
             "record": record,
@@ -214,7 +222,8 @@ def floor(url: str, count: int) -> tuple[float, float]:
             cursor.execute(hot.update_with_key.sql, hot.update_with_key.args(update | new_key))
         else:
             cursor.execute(hot.insert_key.sql, hot.insert_key.args(new_key))
-            cursor.execute(hot.update.sql, hot.update.args(update))
+            narrow = hot.updates[False, False]  # due_at and keys_from as they were
+            cursor.execute(narrow.sql, narrow.args(update))
         assert cursor.fetchall(), "the guarded update matched no row"
         raw.commit()
 
@@ -225,14 +234,16 @@ def floor(url: str, count: int) -> tuple[float, float]:
         raw.commit()
 
     spent = {edit: 0.0, update: 0.0}
-    for block in range(0, count, 20):
-        for work in (edit, update):
-            began = time.perf_counter()
-            for n in range(block, block + 20):
-                work(n)
-            spent[work] += time.perf_counter() - began
-    raw.close()
-    store.close()
+    try:
+        for block in range(0, count, 20):
+            for work in (edit, update):
+                began = time.perf_counter()
+                for n in range(block, block + 20):
+                    work(n)
+                spent[work] += time.perf_counter() - began
+    finally:
+        raw.close()
+        store.close()
     done = len(range(0, count, 20)) * 20
     return spent[edit] / done, spent[update] / done
 

@@ -172,7 +172,14 @@ def ping_on_checkout(dialect: sa.Dialect) -> Callable[[Any, Any, Any], None]:
         try:
             dialect.do_ping(dbapi_connection)
         except Exception as error:
-            raise sa.exc.InvalidatePoolError(f"the ping at checkout failed: {error}") from error
+            # As pool_pre_ping: a dropped connection means the server went away,
+            # so every pooled connection is replaced; any other failure replaces
+            # this one. Either way the checkout goes on with a fresh connection.
+            dropped = isinstance(error, dialect.loaded_dbapi.Error) and dialect.is_disconnect(
+                error, dbapi_connection, None
+            )
+            failure = sa.exc.InvalidatePoolError if dropped else sa.exc.DisconnectionError
+            raise failure(f"the ping at checkout failed: {error}") from error
 
     return checkout
 

@@ -377,6 +377,8 @@ def translate(
             "the lifecycle tables are missing from this database: call "
             f"create_schema() (schema version {SCHEMA_VERSION})"
         )
+    if dropped(error):
+        return StoreUnavailable(operation, error)  # whatever class the driver gave it
     if isinstance(error, sa.exc.IntegrityError):
         return StoreError(
             f"{operation}: a statement broke a constraint of the database (the database's "

@@ -8,6 +8,7 @@ cursor (``Prepared``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -392,8 +393,9 @@ class Prepared:
     def run(self, connection: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         args = self.args(params)
         raw = connection.connection
-        cursor = raw.cursor()
+        cursor = None
         try:
+            cursor = raw.cursor()
             cursor.execute(self.sql, args)
             rows = list(cursor.fetchall()) if cursor.description else []
         except self._dialect.loaded_dbapi.Error as error:
@@ -408,7 +410,12 @@ class Prepared:
                 connection_invalidated=dropped,
             ) from error
         finally:
-            cursor.close()
+            if cursor is not None:
+                # NOTE: the cursor of a connection just invalidated cannot close
+                # (pysqlite: "Cannot operate on a closed database"); it holds
+                # nothing, and that error must not replace the one raised above.
+                with contextlib.suppress(Exception):
+                    cursor.close()
         processors = self._results
         if not processors:
             return rows

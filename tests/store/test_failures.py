@@ -330,3 +330,30 @@ def test_a_read_in_the_middle_of_an_operation_fails_as_the_store(
     killer.dispose()
     assert [StoreUnavailable] == [type(error) for error in raised]
     assert 1 == count(store, "lifecycle_usage_keys")
+
+
+def test_a_connection_closed_under_an_edit_is_store_unavailable(sync_store: SqlStore) -> None:
+    """The driver's connection is closed in the middle of an edit (on SQLite the
+    cursor cannot even be opened): the operation raises StoreUnavailable, never
+    the driver's own error, and nothing of the edit is written."""
+    store = sync_store
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1")
+        sub.record_usage("media_processing", D(1), "u-1")
+    raised: list[BaseException] = []
+    with store.engine.connect() as connection:
+        connection.begin()
+
+        def use() -> None:
+            with store.edit("c", connection=connection) as sub:
+                connection.connection.dbapi_connection.close()  # type: ignore[union-attr]
+                try:
+                    sub.record_usage("media_processing", D(1), "u-2")
+                except BaseException as error:
+                    raised.append(error)
+                    raise
+
+        with pytest.raises(StoreUnavailable):
+            use()
+    assert [StoreUnavailable] == [type(error) for error in raised]
+    assert 1 == count(store, "lifecycle_usage_keys")
