@@ -63,8 +63,9 @@ _OUTCOMES: tuple[tuple[type[Exception], str], ...] = (
 
 
 def span(name: str, **attributes: Any) -> AbstractContextManager[Any]:
-    """A span named ``name``, or nothing without the API."""
-    if not ENABLED:
+    """A span named ``name``; nothing without the API, or while no tracer provider
+    is set (the API's own no-op span cost 9 µs of every edit)."""
+    if not ENABLED or isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         return nullcontext()
     return _tracer.start_as_current_span(
         name, attributes={f"lifecycle.{key}": value for key, value in attributes.items()}
