@@ -173,8 +173,11 @@ class StoreError(LifecycleError):
 
 class StoreUnavailable(StoreError):
     """The database failed (a dropped connection, a server going away, a
-    conflict it could not resolve). Nothing was committed; ``retryable`` says a
-    retry may succeed, and the database's own error is chained as the cause."""
+    conflict it could not resolve). Nothing was committed, unless the failure
+    was the commit itself: then the message says the outcome is unknown.
+    Either way a retry with the same keys is safe (what was written answers as
+    a replay); ``retryable`` says a retry may succeed, and the database's own
+    error is chained as the cause."""
 
     code = "store.unavailable"
     retryable = True

@@ -390,19 +390,19 @@ class AsyncEdit:
 
     async def _hold_own(self, hold: Callable[[Connection], core.Held]) -> core.Held:
         """Lock the customer on a connection of the store's own: first one the pool
-        hands over unchecked, then, if the database had dropped it, a checked one
+        hands over unchecked, then, if the database had dropped it, one it pings
         (as ``SqlStore``'s edit does)."""
-        for unchecked in (True, False):
-            token = base.UNCHECKED.set(unchecked)
+        for checked in (False, True):
+            token = base.PING.set(checked)
             try:
                 self._own = await self._store.engine.connect()
             finally:
-                base.UNCHECKED.reset(token)
+                base.PING.reset(token)
             await self._own.begin()
             try:
                 return await self._own.run_sync(hold)
             except core.DATABASE_ERRORS as error:
-                if not (unchecked and core.dropped(error)):
+                if checked or not core.dropped(error):
                     raise
                 await self._own.close()
                 self._own = None
@@ -446,8 +446,11 @@ class AsyncEdit:
                             connection,
                             lambda sync: core.write_edit(sync, store._hot, store._codec, held),
                         )
-                        if self._own is not None:
+                    if self._own is not None:
+                        try:
                             await self._own.commit()
+                        except core.DATABASE_ERRORS as error:
+                            raise base.commit_failed(store, error, held.customer_id) from error
                 except BaseException:
                     await self._rollback(connection)
                     raise

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from lifecycle import inputs
 from lifecycle.catalog import AnyCatalog, Catalog, CatalogVersions, default_catalog
 from lifecycle.clock import Clock, read_clock, utc_now
-from lifecycle.errors import InvalidInput, StoreMisuse
+from lifecycle.errors import InvalidInput, StoreMisuse, StoreUnavailable
 from lifecycle.store import core, sql
 from lifecycle.store.plans import Low
 
@@ -34,11 +34,10 @@ nested edit at once instead of waiting for a lock it holds itself. The owner is
 the task (or thread) that opened the edit: a task created inside an edit
 inherits this variable, but is not nested in the edit and may wait its turn."""
 
-UNCHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "lifecycle_unchecked", default=False
-)
-"""Set while an edit checks out its connection: the pool hands it over without a
-ping (see ``ping_on_checkout``)."""
+PING: contextvars.ContextVar[bool | None] = contextvars.ContextVar("lifecycle_ping", default=None)
+"""Whether the pool pings the connection it hands over now: None, as the store is
+set up (``pool_pre_ping``); False for an edit's first try, True for its second
+(see ``ping_on_checkout``)."""
 
 FRESH = "lifecycle_fresh"
 
@@ -154,20 +153,24 @@ def _fresh(_dbapi_connection: Any, record: Any) -> None:
     record.info[FRESH] = True
 
 
-def ping_on_checkout(dialect: sa.Dialect) -> Callable[[Any, Any, Any], None]:
+def ping_on_checkout(dialect: sa.Dialect, *, usually: bool) -> Callable[[Any, Any, Any], None]:
     """``pool_pre_ping``'s check, as a checkout event: a pooled connection is pinged
-    before use, and if the ping fails every pooled connection is replaced.
+    before use (if the store pings ``usually``), and if the ping finds it dropped
+    every pooled connection is replaced.
 
-    NOTE: an edit's checkout skips the ping (``UNCHECKED``): its first statement
-    locks the customer's row, and if that finds the connection dropped the edit
-    has done nothing yet and tries again on a checked connection
-    (``core.dropped``). A caller's own transaction cannot be tried again, so
-    every other checkout still pings. Measured on PostgreSQL: the ping is one of
-    an edit's six round trips.
+    NOTE: an edit's first try skips the ping (``PING`` False): it begins by
+    locking the customer's row, and if that finds the connection dropped the
+    edit has done nothing yet and tries again on a connection that is pinged
+    (``PING`` True), whatever the store's setting, so that a pool full of
+    dropped connections is found out at once (``core.dropped``). A caller's own
+    transaction cannot be tried again, so every other checkout pings as the
+    store is set up. Measured on PostgreSQL: the ping was one of an edit's six
+    round trips.
     """
 
     def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if record.info.pop(FRESH, False) or UNCHECKED.get():
+        wanted = PING.get()
+        if record.info.pop(FRESH, False) or not (usually if wanted is None else wanted):
             return
         try:
             dialect.do_ping(dbapi_connection)
@@ -229,9 +232,10 @@ class StoreBase:
             sa.event.listen(engine, "begin", sqlite_begin)
         else:
             sa.event.listen(engine, "connect", postgresql_connect(self.lock_timeout))
-            if self._ping:
-                sa.event.listen(engine.pool, "connect", _fresh)
-                sa.event.listen(engine.pool, "checkout", ping_on_checkout(engine.dialect))
+            sa.event.listen(engine.pool, "connect", _fresh)
+            sa.event.listen(
+                engine.pool, "checkout", ping_on_checkout(engine.dialect, usually=self._ping)
+            )
         self._hot = sql.HotPath(engine.dialect)
 
     def _now(self) -> datetime:
@@ -294,6 +298,23 @@ def begin_edit(
             code="store.nested_edit",
         )
     return customer, EDITING.set(EDITING.get() | {(id(store), customer, owner)})
+
+
+UNKNOWN_OUTCOME = (
+    "the commit itself failed, so the edit may have been written or not: retry it "
+    "with the same keys (what was written answers as a replay, replayed=True; what "
+    "was not is applied), never with new ones"
+)
+
+
+def commit_failed(store: StoreBase, error: BaseException, customer_id: str) -> Exception:
+    """The error for an edit whose COMMIT failed: when the database's answer was
+    lost, the outcome is unknown, and ``StoreUnavailable`` must not say that
+    nothing was committed."""
+    found = store._translate(error, "edit", customer_id)
+    if isinstance(found, StoreUnavailable):
+        return StoreUnavailable("edit", error, consequence=UNKNOWN_OUTCOME)
+    return found
 
 
 def transaction_ended(held: core.Held) -> StoreMisuse:

@@ -320,19 +320,19 @@ class Edit:
 
     def _hold_own(self, customer: str) -> core.Held:
         """Lock the customer on a connection of the store's own: first one the pool
-        hands over unchecked, then, if the database had dropped it, a checked one."""
+        hands over unchecked, then, if the database had dropped it, one it pings."""
         store = self._store
-        for unchecked in (True, False):
-            token = base.UNCHECKED.set(unchecked)
+        for checked in (False, True):
+            token = base.PING.set(checked)
             try:
                 self._own = store.engine.connect()
             finally:
-                base.UNCHECKED.reset(token)
+                base.PING.reset(token)
             self._own.begin()
             try:
                 return core.hold(self._own, store._hot, store._codec, customer, create=self._create)
             except core.DATABASE_ERRORS as error:
-                if not (unchecked and core.dropped(error)):
+                if checked or not core.dropped(error):
                     raise
                 self._own.close()
                 self._own = None
@@ -361,8 +361,11 @@ class Edit:
                         raise base.transaction_ended(held)
                     with store._database("edit", held.customer_id):
                         core.write_edit(connection, store._hot, store._codec, held)
-                        if self._own is not None:
+                    if self._own is not None:
+                        try:
                             self._own.commit()
+                        except core.DATABASE_ERRORS as error:
+                            raise base.commit_failed(store, error, held.customer_id) from error
                 except BaseException:
                     self._rollback(connection)
                     raise

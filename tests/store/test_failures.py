@@ -21,6 +21,7 @@ from tests.conftest import ADMIN_URL, sh
 from tests.store import workers
 from tests.store.conftest import count, empty_postgresql
 from tests.store.facade import make_store
+from tests.store.proxy import commit_cutter
 
 D = Decimal
 SPAWN = multiprocessing.get_context("spawn")
@@ -357,3 +358,56 @@ def test_a_connection_closed_under_an_edit_is_store_unavailable(sync_store: SqlS
             use()
     assert [StoreUnavailable] == [type(error) for error in raised]
     assert 1 == count(store, "lifecycle_usage_keys")
+
+
+def test_a_commit_whose_answer_is_lost_says_the_outcome_is_unknown(pg_url: str, kind: str) -> None:
+    """The server commits an edit but its answer never arrives: StoreUnavailable, whose
+    message says the edit may have been written (not that nothing was), and the
+    retry with the same key answers it as a replay: charged once."""
+    url = empty_postgresql(pg_url)
+    with commit_cutter(url) as (cutter, through):
+        store = make_store(kind, through, catalog=lc.default_catalog())
+        store.create_schema()
+        with store.edit("c") as sub:
+            sub.subscribe("basic", order_id="o-1")
+        cutter.armed.set()
+        with pytest.raises(StoreUnavailable) as info:
+            _record(store, "u-1")
+        assert 1 == cutter.cut
+        assert "may have been written or not" in str(info.value)
+        assert "retry it with the same keys" in str(info.value)
+        assert info.value.retryable
+        with store.edit("c") as sub:
+            settled = sub.record_usage("media_processing", D(7), "u-1")
+            assert settled.replayed
+        snapshot = store.load("c")
+        assert snapshot is not None
+        assert D(1993) == snapshot.remaining_credits()
+        store.close()
+
+
+def _record(store: SqlStore, usage_id: str) -> None:
+    with store.edit("c") as sub:
+        sub.record_usage("media_processing", D(7), usage_id)
+
+
+def test_without_pings_an_edit_after_every_connection_dropped_still_tries_again(
+    pg_url: str,
+) -> None:
+    """With ``pool_pre_ping=False``, an edit's second try is still pinged: a pool
+    full of dropped connections is found out, and the edit is written once."""
+    store = SqlStore(empty_postgresql(pg_url), pool_pre_ping=False)
+    store.create_schema()
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1")
+    pooled = [store.engine.connect() for _ in range(3)]
+    for connection in pooled:
+        connection.exec_driver_sql("SELECT 1")
+        connection.close()  # three connections wait in the pool
+    _terminate_others(store.engine.url)
+    with store.edit("c") as sub:
+        sub.record_usage("media_processing", D(7), "u-1")
+    snapshot = store.load("c")
+    store.close()
+    assert snapshot is not None
+    assert D(1993) == snapshot.remaining_credits()
