@@ -217,23 +217,24 @@ def write(
         transitions.extend(rows)
         # NOTE: a version 1 record's own entries are in the outbox already
         messages.extend(row for row in rows if row["seq"] > one.loaded)
+        due_at = sub.due_at
         updates.append(
             {
                 "customer": one.customer_id,
                 "record": text,
                 "state": sub._state.value,
-                "due_at": sub.due_at,
+                "due_at": due_at,
                 "mark": sub.mark,
                 "revision": one.revision + 1,
                 "keys_from": one.keys.keys_from,
                 "seq": sub._seq,
             }
         )
-        narrow.append((one.due_at != sub.due_at, one.keys_from != one.keys.keys_from))
+        narrow.append((one.due_at != due_at, one.keys_from != one.keys.keys_from))
         if remember:
             codec.remember(one.customer_id, text, sub)
         one.text, one.revision, one.stored = text, one.revision + 1, sub._seq
-        one.due_at, one.keys_from = sub.due_at, one.keys.keys_from
+        one.due_at, one.keys_from = due_at, one.keys.keys_from
         one.loaded, one.rewrite = sub._seq, False
         if one.history is not None:
             one.history.stored, one.history.pending = sub._seq, []
