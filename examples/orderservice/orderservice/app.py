@@ -72,7 +72,12 @@ def create_app(store: AsyncSqlStore) -> FastAPI:
     @app.exception_handler(lc.LifecycleError)
     async def problem(request: Request, error: lc.LifecycleError) -> JSONResponse:
         details = error.problem()
-        return JSONResponse(details, details["status"], media_type="application/problem+json")
+        # a retryable failure (the database, a lock held too long) may be retried
+        # at once, with the same keys
+        retry = {"Retry-After": "1"} if details.get("retryable") else None
+        return JSONResponse(
+            details, details["status"], headers=retry, media_type="application/problem+json"
+        )
 
     async def purchase(customer_id: str, buy: Any) -> dict[str, Any]:
         """A purchase and its order row in one transaction; a retry writes no row."""

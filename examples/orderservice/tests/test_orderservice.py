@@ -108,3 +108,36 @@ def test_a_period_ends_and_usage_goes_pay_as_you_go(
     assert {"allowed": False, "billing": "denied", "rule": "service.unavailable"} == call(
         "GET", "/customers/c-4/authorize/media_processing"
     )[1]
+
+
+def test_a_customer_locked_too_long_is_a_503_to_retry(
+    lifecycle_store: SqlStore, lifecycle_clock: Any
+) -> None:
+    """Another writer holds the database past the store's lock timeout: the answer
+    is a problem (store.lock_timeout, retryable) with Retry-After, and the same
+    request once the lock is free succeeds."""
+    url = lifecycle_store.url.set(drivername="sqlite+aiosqlite")
+    app = create_app(AsyncSqlStore(url, clock=lifecycle_clock, lock_timeout=timedelta(seconds=0.2)))
+
+    async def scenario() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://orders") as client,
+        ):
+            body = {"order_id": "o-9"}
+            with lifecycle_store.engine.connect() as holder:
+                holder.begin()  # BEGIN IMMEDIATE: the write lock, held
+                refused = await client.post("/customers/c-9/trial", json=body)
+                holder.rollback()
+            return [refused, await client.post("/customers/c-9/trial", json=body)]
+
+    refused, accepted = asyncio.run(scenario())
+    assert (503, "store.lock_timeout", True) == (
+        refused.status_code,
+        refused.json()["code"],
+        refused.json()["retryable"],
+    )
+    assert "1" == refused.headers["retry-after"]
+    assert 200 == accepted.status_code
+    assert "retry-after" not in accepted.headers
