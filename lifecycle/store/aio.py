@@ -450,7 +450,7 @@ class AsyncEdit:
                         try:
                             await self._own.commit()
                         except core.DATABASE_ERRORS as error:
-                            raise base.commit_failed(store, error, held.customer_id) from error
+                            raise store._translate(error, "edit", held.customer_id) from error
                 except BaseException:
                     await self._rollback(connection)
                     raise

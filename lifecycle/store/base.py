@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from lifecycle import inputs
 from lifecycle.catalog import AnyCatalog, Catalog, CatalogVersions, default_catalog
 from lifecycle.clock import Clock, read_clock, utc_now
-from lifecycle.errors import InvalidInput, StoreMisuse, StoreUnavailable
+from lifecycle.errors import InvalidInput, StoreMisuse
 from lifecycle.store import core, sql
 from lifecycle.store.plans import Low
 
@@ -236,6 +236,7 @@ class StoreBase:
             sa.event.listen(
                 engine.pool, "checkout", ping_on_checkout(engine.dialect, usually=self._ping)
             )
+        core.watch_commits(engine)
         self._hot = sql.HotPath(engine.dialect)
 
     def _now(self) -> datetime:
@@ -298,23 +299,6 @@ def begin_edit(
             code="store.nested_edit",
         )
     return customer, EDITING.set(EDITING.get() | {(id(store), customer, owner)})
-
-
-UNKNOWN_OUTCOME = (
-    "the commit itself failed, so the edit may have been written or not: retry it "
-    "with the same keys (what was written answers as a replay, replayed=True; what "
-    "was not is applied), never with new ones"
-)
-
-
-def commit_failed(store: StoreBase, error: BaseException, customer_id: str) -> Exception:
-    """The error for an edit whose COMMIT failed: when the database's answer was
-    lost, the outcome is unknown, and ``StoreUnavailable`` must not say that
-    nothing was committed."""
-    found = store._translate(error, "edit", customer_id)
-    if isinstance(found, StoreUnavailable):
-        return StoreUnavailable("edit", error, consequence=UNKNOWN_OUTCOME)
-    return found
 
 
 def transaction_ended(held: core.Held) -> StoreMisuse:

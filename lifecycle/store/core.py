@@ -295,6 +295,56 @@ def dropped(error: BaseException) -> bool:
     return isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated
 
 
+AT_COMMIT = "lifecycle: raised by the COMMIT itself"
+"""The note (``add_note``) on a database error raised by a COMMIT: its outcome
+may be unknown, and ``translate`` must not say that nothing was committed."""
+
+UNKNOWN_OUTCOME = (
+    "the commit itself failed, so what it wrote may have been written or not: retry "
+    "it with the same keys (what was written answers as a replay, replayed=True; what "
+    "was not is applied), never with new ones"
+)
+
+_COMMITTING = "lifecycle_committing"
+
+
+def watch_commits(engine: sa.Engine) -> None:
+    """Every transaction of ``engine`` that fails at its COMMIT, the store's own or
+    a caller's, has its error noted ``AT_COMMIT``. SQLAlchemy raises a failed
+    COMMIT as it raises a failed statement; only the moment tells them apart."""
+
+    def committing(connection: Connection) -> None:
+        connection.info[_COMMITTING] = True
+
+    # NOTE: the info of an invalidated connection cannot be read (SQLAlchemy would
+    # reconnect), and an invalidated connection's info is thrown away with it.
+    def not_committing(connection: Connection) -> None:
+        if not connection.invalidated:
+            connection.info.pop(_COMMITTING, None)
+
+    def failed(context: sa.engine.ExceptionContext) -> None:
+        connection, error = context.connection, context.sqlalchemy_exception
+        if connection is None or connection.invalidated or error is None:
+            return
+        if connection.info.pop(_COMMITTING, None):
+            error.add_note(AT_COMMIT)
+
+    sa.event.listen(engine, "commit", committing)
+    sa.event.listen(engine, "begin", not_committing)
+    sa.event.listen(engine, "rollback", not_committing)
+    sa.event.listen(engine, "handle_error", failed)
+
+
+def at_commit(error: BaseException) -> bool:
+    """Whether a COMMIT raised ``error`` and no refusal of the server's says it
+    rolled back: the connection dropped (the answer is lost), or SQLite failed
+    writing its files (its recovery may yet find the commit)."""
+    if AT_COMMIT not in getattr(error, "__notes__", ()):
+        return False
+    answered = getattr(getattr(error, "orig", None), "sqlstate", None) is not None
+    return dropped(error) or not answered
+
+
 def bound_locks(connection: Connection, engine: sa.Engine, lock_timeout: timedelta) -> None:
     """A caller's PostgreSQL connection from another engine has no lock timeout of
     ours: set one for its transaction."""
@@ -378,6 +428,8 @@ def translate(
             "the lifecycle tables are missing from this database: call "
             f"create_schema() (schema version {SCHEMA_VERSION})"
         )
+    if at_commit(error):
+        return StoreUnavailable(operation, error, consequence=UNKNOWN_OUTCOME)
     if dropped(error):
         return StoreUnavailable(operation, error)  # whatever class the driver gave it
     if isinstance(error, sa.exc.IntegrityError):

@@ -365,7 +365,7 @@ class Edit:
                         try:
                             self._own.commit()
                         except core.DATABASE_ERRORS as error:
-                            raise base.commit_failed(store, error, held.customer_id) from error
+                            raise store._translate(error, "edit", held.customer_id) from error
                 except BaseException:
                     self._rollback(connection)
                     raise

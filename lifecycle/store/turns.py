@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import threading
 import weakref
@@ -29,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lifecycle.errors import LockTimeout
+from lifecycle.store import core
 
 TURN = "lifecycle_turn"
 """In a connection's ``info``: how to give back the turn it holds."""
@@ -104,6 +106,20 @@ class AsyncTurns:
         return lock.release
 
 
+def _refused(connection: Connection, dbapi_connection: Any, error: Exception) -> Exception:
+    """A COMMIT SQLite refused: roll back what it may have left open (a busy or
+    full database can leave the transaction active), and give the error as
+    SQLAlchemy would have, noted as the COMMIT's, so that the store translates it."""
+    with contextlib.suppress(Exception):
+        dbapi_connection.rollback()
+    dbapi = connection.dialect.loaded_dbapi
+    if not isinstance(error, dbapi.Error):
+        return error
+    wrapped = sa.exc.DBAPIError.instance(None, None, error, dbapi.Error, dialect=connection.dialect)
+    wrapped.add_note(core.AT_COMMIT)
+    return wrapped
+
+
 def database_of(url: sa.URL) -> str:
     """What names an SQLite database in the lines: its file's absolute path."""
     return os.path.abspath(url.database or ":memory:")
@@ -148,13 +164,16 @@ def take_turns(engine: sa.Engine, lock_timeout: timedelta) -> None:
             # rollback. The turn must pass after the write lock is free, or the next
             # writer's BEGIN IMMEDIATE meets it and sleeps in SQLite's busy wait
             # (tens of milliseconds). So it is done here; SQLAlchemy's own call after
-            # this finds no transaction and does nothing, or reports what failed here.
+            # this finds no transaction and does nothing.
+            dbapi_connection = connection.connection.dbapi_connection
             try:
-                dbapi_connection = connection.connection.dbapi_connection
                 if dbapi_connection is not None:
                     getattr(dbapi_connection, finish)()
-            except Exception:
-                pass
+            except Exception as error:
+                if finish == "commit":  # a refused commit (a full disk) must not pass
+                    raise _refused(connection, dbapi_connection, error) from error
+                # a failed rollback: SQLite has ended the transaction, or the
+                # connection is gone, and the pool's reset rolls back again
             finally:
                 give()
 

@@ -310,24 +310,16 @@ def test_a_read_in_the_middle_of_an_operation_fails_as_the_store(
         sub.subscribe("basic", order_id="o-1")
         sub.record_usage("media_processing", D(1), "u-1")
     killer = sa.create_engine(store.engine.url)
-    raised: list[BaseException] = []
     with store.engine.connect() as connection:
         backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
         connection.commit()
         connection.begin()
 
-        def use() -> None:
-            with store.edit("c", connection=connection) as sub:
-                with killer.begin() as other:
-                    other.exec_driver_sql(f"SELECT pg_terminate_backend({backend})")
-                try:
-                    sub.record_usage("media_processing", D(1), "u-2")
-                except BaseException as error:
-                    raised.append(error)
-                    raise
+        def terminate() -> None:
+            with killer.begin() as other:
+                other.exec_driver_sql(f"SELECT pg_terminate_backend({backend})")
 
-        with pytest.raises(StoreUnavailable):
-            use()
+        raised = _record_after(store, connection, terminate)
     killer.dispose()
     assert [StoreUnavailable] == [type(error) for error in raised]
     assert 1 == count(store, "lifecycle_usage_keys")
@@ -341,23 +333,33 @@ def test_a_connection_closed_under_an_edit_is_store_unavailable(sync_store: SqlS
     with store.edit("c") as sub:
         sub.subscribe("basic", order_id="o-1")
         sub.record_usage("media_processing", D(1), "u-1")
-    raised: list[BaseException] = []
     with store.engine.connect() as connection:
         connection.begin()
-
-        def use() -> None:
-            with store.edit("c", connection=connection) as sub:
-                connection.connection.dbapi_connection.close()  # type: ignore[union-attr]
-                try:
-                    sub.record_usage("media_processing", D(1), "u-2")
-                except BaseException as error:
-                    raised.append(error)
-                    raise
-
-        with pytest.raises(StoreUnavailable):
-            use()
+        close = connection.connection.dbapi_connection.close  # type: ignore[union-attr]
+        raised = _record_after(store, connection, close)
     assert [StoreUnavailable] == [type(error) for error in raised]
     assert 1 == count(store, "lifecycle_usage_keys")
+
+
+def _record_after(
+    store: SqlStore, connection: sa.Connection, sabotage: Callable[[], object]
+) -> list[BaseException]:
+    """In an edit on the caller's ``connection``: ``sabotage``, then record a usage.
+    The edit raises StoreUnavailable; return what the operation itself raised."""
+    raised: list[BaseException] = []
+
+    def use() -> None:
+        with store.edit("c", connection=connection) as sub:
+            sabotage()
+            try:
+                sub.record_usage("media_processing", D(1), "u-2")
+            except BaseException as error:
+                raised.append(error)
+                raise
+
+    with pytest.raises(StoreUnavailable):
+        use()
+    return raised
 
 
 def test_a_commit_whose_answer_is_lost_says_the_outcome_is_unknown(pg_url: str, kind: str) -> None:
@@ -411,3 +413,73 @@ def test_without_pings_an_edit_after_every_connection_dropped_still_tries_again(
     store.close()
     assert snapshot is not None
     assert D(1993) == snapshot.remaining_credits()
+
+
+def test_a_commit_the_disk_refuses_is_not_taken_for_written(tmp_path: Path, kind: str) -> None:
+    """SQLite's COMMIT fails (the disk is full): the edit raises StoreUnavailable
+    instead of returning as if written, saying the outcome is unknown (SQLite's
+    recovery could find a commit whose write failed late); here nothing of it is
+    kept, and the same usage once the disk has room is applied, not a replay."""
+    url = f"sqlite:///{tmp_path / 'full.db'}"
+    store = make_store(kind, url, catalog=lc.default_catalog())
+    store.create_schema()
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1")
+    store.close()
+    with SPAWN.Pool(1) as pool:
+        outcome = pool.apply(workers.commit_on_a_full_disk, (url, kind))
+    name, code, message = outcome["raised"]
+    assert ("StoreUnavailable", "store.unavailable") == (name, code), message
+    assert "the database failed (" in message
+    assert "may have been written or not" in message
+    assert ("2000", False, "1993") == (outcome["kept"], outcome["again_replayed"], outcome["after"])
+
+
+def test_a_callers_commit_whose_answer_is_lost_says_the_outcome_is_unknown(pg_url: str) -> None:
+    """The caller's own transaction, holding an edit, loses its COMMIT's answer:
+    ``translated()`` raises StoreUnavailable saying it may have been written (not
+    that nothing was), and the retry with the same key is a replay."""
+    with commit_cutter(empty_postgresql(pg_url)) as (cutter, through):
+        store = SqlStore(through, catalog=lc.default_catalog())
+        store.create_schema()
+        with store.edit("c") as sub:
+            sub.subscribe("basic", order_id="o-1")
+        cutter.armed.set()
+        with pytest.raises(StoreUnavailable) as info:
+            _order(store, "u-1")
+        assert 1 == cutter.cut
+        assert str(info.value).startswith("order: the database failed (")
+        assert "may have been written or not" in str(info.value)
+        with store.edit("c") as sub:
+            assert sub.record_usage("media_processing", D(7), "u-1").replayed
+        store.close()
+
+
+def _order(store: SqlStore, usage_id: str) -> None:
+    """An order service's transaction: its own rows (none here) and an edit."""
+    with (
+        store.translated("order"),
+        store.begin() as connection,
+        store.edit("c", connection=connection) as sub,
+    ):
+        sub.record_usage("media_processing", D(7), usage_id)
+
+
+def test_the_stores_own_commit_whose_answer_is_lost_says_the_outcome_is_unknown(
+    pg_url: str, kind: str
+) -> None:
+    """Not only an edit: any transaction of the store's own (here create_schema's)
+    whose COMMIT answer is lost says the outcome is unknown; a statement that fails
+    before the COMMIT still says nothing was committed."""
+    with commit_cutter(empty_postgresql(pg_url)) as (cutter, through):
+        store = make_store(kind, through, catalog=lc.default_catalog())
+        store.create_schema()
+        cutter.armed.set()
+        with pytest.raises(StoreUnavailable) as info:
+            store.create_schema()
+        assert 1 == cutter.cut
+        assert "may have been written or not" in str(info.value)
+        store.close()
+    with pytest.raises(StoreUnavailable) as refused:
+        make_store(kind, "postgresql+psycopg://nobody@127.0.0.1:1/none").load("c")
+    assert str(refused.value).endswith("nothing was committed")

@@ -85,3 +85,39 @@ def create_schema(url: str, start: Any, kind: str = "sync") -> int:
     store.create_schema()
     store.close()
     return os.getpid()
+
+
+def commit_on_a_full_disk(url: str, kind: str) -> dict[str, Any]:
+    """Record a usage while no file may grow (a full disk, by RLIMIT_FSIZE): what the
+    edit raised, what was kept, then the same usage again once the disk has room."""
+    import resource
+    import signal
+    import sqlite3
+
+    from lifecycle.errors import LifecycleError
+
+    store = make_store(kind, url)
+    path = url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as checkpoint:  # the WAL starts empty: a commit must grow it
+        checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, EFBIG
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, hard))
+    outcome: dict[str, Any] = {}
+    try:
+        with store.edit("c") as sub:
+            sub.record_usage("media_processing", Decimal(7), "u-1")
+    except LifecycleError as error:
+        outcome["raised"] = (type(error).__name__, error.code, str(error))
+    except BaseException as error:
+        outcome["raised"] = (type(error).__name__, None, str(error))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    kept = store.load("c")
+    outcome["kept"] = str(kept.remaining_credits()) if kept is not None else None
+    with store.edit("c") as sub:
+        outcome["again_replayed"] = sub.record_usage("media_processing", Decimal(7), "u-1").replayed
+    again = store.load("c")
+    outcome["after"] = str(again.remaining_credits()) if again is not None else None
+    store.close()
+    return outcome
