@@ -109,6 +109,8 @@ class AsyncSqlStore(base.StoreBase):
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as connection, connection.begin():
             yield connection
+            with core.committing():
+                await connection.commit()
 
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[AsyncConnection]:
@@ -179,11 +181,13 @@ class AsyncSqlStore(base.StoreBase):
         ``await connection.execute(...)``. Commits when the block ends cleanly,
         rolls back when it raises.
 
-        It is ``store.engine.begin()``, except on an SQLite file, where it runs in
-        the store's worker threads, one hop a statement (``threaded``).
+        It is ``store.engine.begin()``, except that a failed COMMIT is told apart
+        from a failed statement (``translated()`` then says the outcome is
+        unknown), and on an SQLite file it runs in the store's worker threads,
+        one hop a statement (``threaded``).
         """
         if self._threads is None:
-            async with self.engine.begin() as connection:
+            async with self._writing() as connection:
                 yield connection
             return
         ours, _ = await self._threads.open(lambda _: None)
@@ -448,7 +452,8 @@ class AsyncEdit:
                         )
                     if self._own is not None:
                         try:
-                            await self._own.commit()
+                            with core.committing():
+                                await self._own.commit()
                         except core.DATABASE_ERRORS as error:
                             raise store._translate(error, "edit", held.customer_id) from error
                 except BaseException:

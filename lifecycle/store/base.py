@@ -258,7 +258,6 @@ class StoreBase:
             sa.event.listen(
                 engine.pool, "checkout", ping_on_checkout(engine.dialect, usually=self._ping)
             )
-        core.watch_commits(engine)
         self._hot = sql.HotPath(engine.dialect)
 
     def _now(self) -> datetime:

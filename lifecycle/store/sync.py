@@ -96,13 +96,17 @@ class SqlStore(base.StoreBase):
     def begin(self) -> AbstractContextManager[Connection]:
         """A transaction on the store's database for the caller's own rows beside
         an edit's: ``with store.begin() as connection:``, then
-        ``store.edit(customer_id, connection=connection)`` (``engine.begin()``)."""
-        return self.engine.begin()
+        ``store.edit(customer_id, connection=connection)``. It is
+        ``engine.begin()``, except that a failed COMMIT is told apart from a
+        failed statement (``translated()`` then says the outcome is unknown)."""
+        return self._writing()
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
         with self.engine.connect() as connection, connection.begin():
             yield connection
+            with core.committing():
+                connection.commit()
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -363,7 +367,8 @@ class Edit:
                         core.write_edit(connection, store._hot, store._codec, held)
                     if self._own is not None:
                         try:
-                            self._own.commit()
+                            with core.committing():
+                                self._own.commit()
                         except core.DATABASE_ERRORS as error:
                             raise store._translate(error, "edit", held.customer_id) from error
                 except BaseException:

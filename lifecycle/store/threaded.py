@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lifecycle.errors import StoreMisuse
-from lifecycle.store import turns
+from lifecycle.store import core, turns
 
 T = TypeVar("T")
 _ENDING: set[asyncio.Future[None]] = set()
@@ -106,7 +106,10 @@ class Threads:
                 if not write:
                     connection.execution_options(lifecycle_begin="DEFERRED")
                 with connection.begin():
-                    return fn(connection, *args)
+                    done = fn(connection, *args)
+                    with core.committing():
+                        connection.commit()
+                    return done
 
         if not write:
             return await self.call(work)
@@ -315,7 +318,8 @@ class ThreadedConnection:
                     connection.rollback()
                 else:
                     fn(connection)
-                    connection.commit()
+                    with core.committing():
+                        connection.commit()
             finally:
                 connection.close()
 

@@ -30,7 +30,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lifecycle.errors import LockTimeout
-from lifecycle.store import core
 
 TURN = "lifecycle_turn"
 """In a connection's ``info``: how to give back the turn it holds."""
@@ -109,15 +108,13 @@ class AsyncTurns:
 def _refused(connection: Connection, dbapi_connection: Any, error: Exception) -> Exception:
     """A COMMIT SQLite refused: roll back what it may have left open (a busy or
     full database can leave the transaction active), and give the error as
-    SQLAlchemy would have, noted as the COMMIT's, so that the store translates it."""
+    SQLAlchemy would have, so that the store translates it."""
     with contextlib.suppress(Exception):
         dbapi_connection.rollback()
     dbapi = connection.dialect.loaded_dbapi
     if not isinstance(error, dbapi.Error):
         return error
-    wrapped = sa.exc.DBAPIError.instance(None, None, error, dbapi.Error, dialect=connection.dialect)
-    wrapped.add_note(core.AT_COMMIT)
-    return wrapped
+    return sa.exc.DBAPIError.instance(None, None, error, dbapi.Error, dialect=connection.dialect)
 
 
 def database_of(url: sa.URL) -> str:
