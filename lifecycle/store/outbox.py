@@ -141,6 +141,9 @@ class DeadLetter:
 
 def message(row: Sequence[Any]) -> OutboxMessage:
     id_, customer_id, seq, at, requested_at, trigger, source, dest, key, details = row[:10]
+    found = json.loads(details)
+    if not isinstance(found, dict):
+        raise TypeError(f"details: expected a JSON object, got {type(found).__name__}")
     return OutboxMessage(
         id=id_,
         customer_id=customer_id,
@@ -150,9 +153,31 @@ def message(row: Sequence[Any]) -> OutboxMessage:
         source=State(source),
         dest=State(dest),
         key=key,
-        details=json.loads(details),
+        details=found,
         requested_at=requested_at or at,
     )
+
+
+@attrs.frozen
+class Unreadable:
+    """A row of the outbox that is no message (written by hand, say): it can never
+    be handed out, so it is dead-lettered at once, and holds up no one else."""
+
+    id: int
+    customer_id: str
+    reason: str
+
+
+def read(rows: Sequence[Sequence[Any]]) -> tuple[list[OutboxMessage], list[Unreadable]]:
+    """The messages of ``rows``, and the rows that are none, each with why."""
+    messages, unreadable = [], []
+    for row in rows:
+        try:
+            messages.append(message(row))
+        except (ValueError, TypeError, KeyError) as error:
+            reason = f"unreadable: {type(error).__name__}: {error}"[:MAX_ERROR]
+            unreadable.append(Unreadable(row[0], row[1], reason))
+    return messages, unreadable
 
 
 @attrs.define
@@ -162,6 +187,13 @@ class Claim:
     token: str
     messages: list[OutboxMessage]
     lease_ends: float  # time.monotonic() by which the hand-out must stop
+    unreadable: list[Unreadable] = attrs.Factory(list)
+
+    @property
+    def first(self) -> int | None:
+        """The lowest id claimed, readable or not."""
+        ids = [m.id for m in self.messages] + [row.id for row in self.unreadable]
+        return min(ids, default=None)
 
 
 def claim(
@@ -175,8 +207,9 @@ def claim(
     rows = connection.execute(
         sql.claim, {"now": now, "low": low, "scan": limit, "until": now + lease, "token": token}
     ).all()
-    messages = sorted((message(row) for row in rows), key=lambda m: m.id)
-    return Claim(token, messages, started + lease.total_seconds() * 0.8)
+    messages, unreadable = read(rows)
+    messages.sort(key=lambda m: m.id)
+    return Claim(token, messages, started + lease.total_seconds() * 0.8, unreadable)
 
 
 @attrs.define
@@ -191,7 +224,10 @@ class Outcome:
     def due(self, batch: Claim) -> Iterator[OutboxMessage]:
         """The messages to hand out, in order: a customer whose message failed is
         held back for the rest of the batch, and the hand-out stops before the
-        lease runs out (another drainer may take over then)."""
+        lease runs out (another drainer may take over then). A customer with an
+        unreadable row is held back too: its messages come after that row is
+        dead-lettered, in the next batch."""
+        self.blocked.update(row.customer_id for row in batch.unreadable)
         for index, item in enumerate(batch.messages):
             if item.customer_id in self.blocked:
                 self.unreached.append(item.id)
@@ -282,6 +318,19 @@ def settle(
         )
     if outcome.unreached:
         connection.execute(sql.released, {"ids": outcome.unreached, "token": token})
+    for row in batch.unreadable:
+        connection.execute(
+            sql.failed,
+            {
+                "message_id": row.id,
+                "token": token,
+                "error": row.reason,
+                "retry_at": now,
+                "max_attempts": 0,  # dead at once: no retry reads it better
+                "now": now,
+            },
+        )
+        log.error("outbox: message %s (customer %r) dead: %s", row.id, row.customer_id, row.reason)
     dead: list[OutboxMessage] = []
     for item, error in outcome.failed:
         attempts = connection.execute(sql.attempts_of, {"message_id": item.id}).scalar() or 0
@@ -310,10 +359,14 @@ def settle(
 
 
 def dead_letters(connection: Connection) -> list[DeadLetter]:
-    return [
-        DeadLetter(message(row), row[10], row[11], row[12])
-        for row in connection.execute(sql.dead.order_by(sql.Q.id))
-    ]
+    """The dead letters that are messages; an unreadable row is logged by id (it
+    can still be redelivered, or deleted, by that id)."""
+    rows = connection.execute(sql.dead.order_by(sql.Q.id)).all()
+    letters, unreadable = read(rows)
+    for row in unreadable:
+        log.error("outbox: dead letter %s (customer %r) is %s", row.id, row.customer_id, row.reason)
+    extra = {row[0]: row[10:13] for row in rows}
+    return [DeadLetter(letter, *extra[letter.id]) for letter in letters]
 
 
 def redeliver(connection: Connection, ids: Sequence[int]) -> list[int]:

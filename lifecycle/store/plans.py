@@ -120,13 +120,14 @@ def drain_plan(
     claimed: outbox.Claim = yield Transaction(
         lambda connection: outbox.claim(connection, datetime.now(UTC), limit, low.mark(connection))
     )
-    if not claimed.messages:
+    first = claimed.first
+    if first is None:
         return 0
     # NOTE: the next claim starts here, not at the rows delivered before (dead
     # until a vacuum): a message below it that this claim could not see (held by
     # another drainer, waiting after a failure, committed late) is found again by
     # the next look for the oldest (LOW_REFRESH).
-    low.id = max(low.id, claimed.messages[0].id)
+    low.id = max(low.id, first)
     outcome = outbox.Outcome()
     interrupted: BaseException | None = None
     try:

@@ -267,3 +267,44 @@ def test_a_drain_survives_its_connections_dying_under_the_handler(pg_store: SqlS
     assert 0 == count(store, "lifecycle_outbox", "delivered_at IS NULL")
     assert 0 == store.drain_outbox(handler)
     assert 4 == len(handed)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("details", "{not json", "JSONDecodeError"),
+        ("details", "[1, 2]", "expected a JSON object"),
+        ("source", "limbo", "'limbo' is not a valid State"),
+    ],
+)
+def test_an_unreadable_row_is_dead_lettered_and_holds_up_no_one(
+    store: SqlStore, column: str, value: str, reason: str
+) -> None:
+    """One customer's outbox row is no message (written by hand): the drain raises
+    nothing, every other customer's messages flow, the row is dead-lettered at once
+    with why, and that customer's later messages follow in the next drain."""
+    _two_customers(store)
+    with store.engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.text(
+                f"UPDATE lifecycle_outbox SET {column} = :value "
+                "WHERE customer_id = 'poison' AND seq = 1"
+            ),
+            {"value": value},
+        )
+    seen: list[tuple[str, int]] = []
+    assert 2 == store.drain_outbox(lambda m: seen.append((m.customer_id, m.seq)))
+    assert [("healthy", 1), ("healthy", 2)] == seen
+    assert 1 == store.drain_outbox(lambda m: seen.append((m.customer_id, m.seq)))
+    assert ("poison", 2) == seen[-1]
+    assert [] == store.dead_letters()  # not a message: logged by id, not listed
+    with store.engine.connect() as connection:
+        attempts, error, dead = connection.execute(
+            sqlalchemy.text(
+                "SELECT attempts, last_error, dead_at FROM lifecycle_outbox "
+                "WHERE customer_id = 'poison' AND seq = 1"
+            )
+        ).one()
+    assert (1, True) == (attempts, dead is not None)
+    assert error.startswith("unreadable: ")
+    assert reason in error
