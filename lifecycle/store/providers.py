@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -114,7 +114,20 @@ class SqlHistory:
 
     def entries(self) -> tuple[Transition, ...]:
         stored = self._rows(sql.history_all) if self.stored else []
+        if [entry.seq for entry in stored] != list(range(1, self.stored + 1)):
+            found = [entry.seq for entry in stored]
+            missing = sorted(set(range(1, self.stored + 1)) - set(found))
+            self._missing(len(found), missing[:5])
         return (*stored, *self.pending)
+
+    def _missing(self, found: int, missing: list[int]) -> NoReturn:
+        which = f" (missing seq {', '.join(map(str, missing))})" if missing else ""
+        raise corrupt(
+            self._link.customer_id,
+            "history",
+            f"the table holds {found} of the record's {self.stored} entries{which}: what "
+            "a missing entry did (an order it answers for) cannot be ruled out",
+        )
 
     def last_at_or_before(self, when: datetime, trigger: str | None = None) -> Transition | None:
         for entry in reversed(self.pending):
@@ -140,7 +153,18 @@ class SqlHistory:
         if not self.stored:
             return None
         found = self._rows(sql.history_keyed, key=key, triggers=triggers)
-        return found[0] if found else None
+        if found:
+            return found[0]
+        # NOTE: a key not found must not be taken as new while an entry is missing
+        # (a purge by hand): that entry may be the one that used it. Orders are
+        # rare beside usage, and the count reads the primary key's index only.
+        with self._link.open() as connection:
+            held = connection.execute(
+                sql.history_count, {"customer_id": self._link.customer_id, "upto": self.stored}
+            ).scalar_one()
+        if held != self.stored:
+            self._missing(held, [])
+        return None
 
 
 def _transition(customer_id: str, row: Any) -> Transition:

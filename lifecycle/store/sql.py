@@ -144,6 +144,7 @@ history_last_of = (
     .order_by(H.seq.desc())
     .limit(1)
 )
+history_count = sa.select(sa.func.count()).select_from(history).where(_mine)
 history_keyed = (
     sa.select(*_HISTORY)
     .where(_mine, H.key == P("key"), H.trigger.in_(P("triggers", expanding=True)))

@@ -376,6 +376,7 @@ def test_a_corrupt_row_names_the_customer_and_the_field(store: SqlStore) -> None
             "schema_version",
         ),
         ("UPDATE lifecycle_subscriptions SET seq = 5", "customer 'c': record.seq"),
+        ("UPDATE lifecycle_subscriptions SET record = ''", "customer 'c': record"),
     ]
     for statement, field in cases:
         with store.engine.begin() as connection:
@@ -401,6 +402,29 @@ def test_a_corrupt_row_names_the_customer_and_the_field(store: SqlStore) -> None
     with pytest.raises(lc.InvalidInput) as info:
         store.history("c")
     assert info.value.field.startswith("customer 'c': history[1].details")
+
+
+def test_a_missing_history_entry_is_never_taken_for_an_unused_order_key(
+    store: SqlStore,
+) -> None:
+    """A history row deleted by hand (a purge): the retried purchase it recorded is
+    not taken as new (charged twice) but refused as record.invalid naming the gap,
+    and nothing changes; the full history names the gap too."""
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+        sub.buy_addon("boost-500", order_id="o-2", at=sh(2026, 3, 2))
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM lifecycle_history WHERE seq = 2")
+    before = row_of(store, "c")
+    with pytest.raises(lc.InvalidInput) as info, store.edit("c") as sub:
+        sub.buy_addon("boost-500", order_id="o-2", at=sh(2026, 3, 2))
+    assert ("record.invalid", "customer 'c': history") == (info.value.code, info.value.field)
+    assert "holds 1 of the record's 2 entries" in str(info.value)
+    assert before == row_of(store, "c")
+    with pytest.raises(lc.InvalidInput, match="missing seq 2"):
+        store.history("c")
+    with store.edit("c") as sub:  # what needs no order key goes on
+        sub.record_usage("media_processing", D(5), usage_id="u-1", at=sh(2026, 3, 3))
 
 
 def test_load_reads_the_row_only(store: SqlStore) -> None:
