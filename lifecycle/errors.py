@@ -7,6 +7,7 @@ thing the same way.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ class LifecycleError(Exception):
     code: str = "lifecycle.error"
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
+        message = clipped(message)
         super().__init__(message)
         if code is not None:
             self.code = code
@@ -52,6 +54,21 @@ class LifecycleError(Exception):
         # the default pickling (cls(*args)) would fail; an error must cross a
         # process boundary intact (multiprocessing, task queues).
         return _rebuild, (type(self), self.message, dict(self.__dict__))
+
+
+_LONG_QUOTE = re.compile(r"'(?:[^'\\\n]|\\.){120,}'" + "|" + r'"(?:[^"\\\n]|\\.){120,}"')
+
+
+def clipped(text: str, limit: int = 2000) -> str:
+    """``text`` with every quoted value of 120 characters or more cut to its first
+    60 (a caller's 100 KB name is not echoed back into logs and problem
+    details), and at most ``limit`` characters in all."""
+    if len(text) < 120:
+        return text
+    text = _LONG_QUOTE.sub(
+        lambda found: f"{found[0][:61]}…{found[0][0]} ({len(found[0]) - 2} characters)", text
+    )
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _rebuild(cls: type[LifecycleError], message: str, state: dict[str, object]) -> LifecycleError:
@@ -95,7 +112,7 @@ class InvalidInput(LifecycleError, ValueError):
 
     def __init__(self, field: str, problem: str, *, code: str | None = None) -> None:
         self.field = field
-        self.reason = problem
+        self.reason = clipped(problem)
         super().__init__(f"{field}: {problem}", code=code)
 
 

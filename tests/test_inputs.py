@@ -148,3 +148,32 @@ def test_a_replay_says_so_and_still_equals_the_first_result() -> None:
         reused.replayed,
     )
     assert (first, used) == (again, reused)
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        (lambda sub: sub.subscribe("e" * 100_000, order_id="o-1"), "catalog.unknown_edition"),
+        (lambda sub: sub.buy_addon("p" * 100_000, order_id="o-1"), "catalog.unknown_package"),
+        (lambda sub: sub.record_usage("m" * 100_000, D(1), "u-1"), "catalog.unknown_meter"),
+        (lambda sub: sub.record_usage("rtc_ai", "9" * 100_000, "u-1"), "input.bad_quantity"),
+        (lambda sub: sub.record_usage("rtc_ai", "'x\"" * 50_000, "u-1"), "input.bad_quantity"),
+    ],
+)
+def test_a_huge_value_is_not_echoed_whole(call: object, code: str) -> None:
+    """A 100 KB name or number comes back in the message and the problem details as
+    its first 60 characters and its length, not whole; nothing changes."""
+    sub = lc.Subscription.new("c")
+    with unchanged(sub), pytest.raises(lc.InvalidInput) as info:
+        call(sub)  # type: ignore[operator]
+    assert code == info.value.code
+    assert len(str(info.value)) < 400
+    assert "characters)" in str(info.value)
+    assert str(info.value) == info.value.problem()["detail"]
+    assert len(info.value.reason) < 400
+
+
+def test_a_short_value_is_echoed_whole() -> None:
+    with pytest.raises(lc.InvalidInput) as info:
+        lc.Subscription.new("c").subscribe("platinum", order_id="o-1")
+    assert "'platinum' is not in catalog version" in str(info.value)
