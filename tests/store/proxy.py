@@ -34,15 +34,34 @@ class CommitCutter:
             except OSError:
                 return
             server = socket.create_connection(self._target)
-            threading.Thread(target=self._pipe, args=(client, server, client), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, None), daemon=True).start()
+            doomed = threading.Event()
+            threading.Thread(
+                target=self._pipe, args=(client, server, client, doomed), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pipe, args=(server, client, None, doomed), daemon=True
+            ).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, client: socket.socket | None) -> None:
+    def _pipe(
+        self,
+        src: socket.socket,
+        dst: socket.socket,
+        client: socket.socket | None,
+        doomed: threading.Event,
+    ) -> None:
+        # NOTE: the connection is doomed before the COMMIT goes on, so that the
+        # server's answer, however fast, is never passed back.
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
-                if client is not None and COMMIT in data and self.armed.is_set():
+                cutting = client is not None and COMMIT in data and self.armed.is_set()
+                if cutting:
                     self.armed.clear()
+                    doomed.set()
+                elif doomed.is_set():
+                    return
+                dst.sendall(data)
+                if cutting:
+                    assert client is not None
                     self.cut += 1
                     client.shutdown(socket.SHUT_RDWR)
                     return
