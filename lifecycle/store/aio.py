@@ -452,9 +452,9 @@ class AsyncEdit:
                         )
                     if self._own is not None:
                         try:
-                            with core.committing():
-                                await self._own.commit()
+                            await self._own.commit()
                         except core.DATABASE_ERRORS as error:
+                            core.note_commit(error)
                             raise store._translate(error, "edit", held.customer_id) from error
                 except BaseException:
                     await self._rollback(connection)

@@ -322,8 +322,14 @@ def committing() -> Iterator[None]:
     try:
         yield
     except sa.exc.SQLAlchemyError as error:
-        error.add_note(AT_COMMIT)
+        note_commit(error)
         raise
+
+
+def note_commit(error: BaseException) -> None:
+    """Note ``error`` as raised by a COMMIT (``committing`` does it around one; an
+    edit's own COMMIT, already in a ``try``, calls this)."""
+    error.add_note(AT_COMMIT)
 
 
 def at_commit(error: BaseException) -> bool:

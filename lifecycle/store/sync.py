@@ -367,9 +367,9 @@ class Edit:
                         core.write_edit(connection, store._hot, store._codec, held)
                     if self._own is not None:
                         try:
-                            with core.committing():
-                                self._own.commit()
+                            self._own.commit()
                         except core.DATABASE_ERRORS as error:
+                            core.note_commit(error)
                             raise store._translate(error, "edit", held.customer_id) from error
                 except BaseException:
                     self._rollback(connection)
