@@ -163,6 +163,7 @@ def _draw(units: Decimal, rate: Decimal, pool: Decimal) -> tuple[Decimal, Decima
     if need <= pool:
         return units, MONEY.subtract(pool, need), ZERO
     exact = MONEY.copy()
+    exact.clear_flags()  # NOTE: a copy keeps MONEY's flags, set by any rounding before
     covered = exact.divide(pool, rate)
     if exact.flags[Inexact]:
         covered = DIVISION.divide(pool, rate)

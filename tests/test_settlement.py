@@ -143,6 +143,18 @@ def test_exact_division_is_not_rounded() -> None:
     assert D("1999.99999999999999999999999999") == s.quota
 
 
+def test_exact_division_stays_exact_after_a_number_that_was_rounded() -> None:
+    """A refused quantity of 2,000 digits is rounded in parsing, which marks the
+    library's own decimal context Inexact; a later settlement must still see its
+    own division as exact, not round it down."""
+    sub = lc.Subscription.new("c", catalog=_one_edition("1999.99999999999999999999999999", "1"))
+    sub.subscribe("e", order_id="o-1", at=sh(2026, 3, 1))
+    with pytest.raises(lc.InvalidInput):
+        sub.record_usage("m", "9" * 2000, usage_id="u-0", at=sh(2026, 3, 2))
+    s = sub.record_usage("m", D(3000), usage_id="u-1", at=sh(2026, 3, 2))
+    assert D("1999.99999999999999999999999999") == s.quota
+
+
 @pytest.mark.parametrize("quantity", [D("9E+999999999999999999"), D("1E+31"), D("1E-51"), "\u0663"])
 def test_out_of_range_quantity_is_invalid_input(quantity: object) -> None:
     """Absurd magnitudes and non-ASCII digits are refused before any arithmetic."""
