@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lifecycle import telemetry
@@ -168,15 +169,46 @@ class Unreadable:
     reason: str
 
 
+_UNREADABLE = (ValueError, TypeError, KeyError, OverflowError, RecursionError, sa.exc.DataError)
+"""What reading a row that is no message raises: the driver's or SQLAlchemy's
+conversion of a column (a timestamp that is no time, PostgreSQL's infinity),
+and the decoding of its details."""
+
+
+def _why(error: BaseException) -> str:
+    return f"unreadable: {type(error).__name__}: {error}"[:MAX_ERROR]
+
+
+def fetch(
+    connection: Connection, rows: Any, ids: Any, one: Any, params: dict[str, Any]
+) -> tuple[list[OutboxMessage], list[Unreadable], list[Sequence[Any]]]:
+    """The messages of the statement ``rows``, the rows that are none (each with
+    why), and the rows themselves. Should one row fail to be read, the rows ``ids``
+    names are read again one by one (``one``), so that a row that is no message
+    holds up no one else."""
+    try:
+        found: list[Sequence[Any]] = list(connection.execute(rows, params).all())
+    except _UNREADABLE:
+        found, unreadable = [], []
+        for id_, customer_id in connection.execute(ids, params).all():
+            try:
+                found.append(connection.execute(one, {"id": id_}).one())
+            except _UNREADABLE as error:
+                unreadable.append(Unreadable(id_, customer_id, _why(error)))
+        messages, more = read(found)
+        return messages, unreadable + more, found
+    messages, unreadable = read(found)
+    return messages, unreadable, found
+
+
 def read(rows: Sequence[Sequence[Any]]) -> tuple[list[OutboxMessage], list[Unreadable]]:
     """The messages of ``rows``, and the rows that are none, each with why."""
     messages, unreadable = [], []
     for row in rows:
         try:
             messages.append(message(row))
-        except (ValueError, TypeError, KeyError) as error:
-            reason = f"unreadable: {type(error).__name__}: {error}"[:MAX_ERROR]
-            unreadable.append(Unreadable(row[0], row[1], reason))
+        except Exception as error:  # whatever a row holds, it is named, not raised
+            unreadable.append(Unreadable(row[0], row[1], _why(error)))
     return messages, unreadable
 
 
@@ -204,10 +236,8 @@ def claim(
     started = time.monotonic()
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(sql.plain_index_scans)
-    rows = connection.execute(
-        sql.claim, {"now": now, "low": low, "scan": limit, "until": now + lease, "token": token}
-    ).all()
-    messages, unreadable = read(rows)
+    params = {"now": now, "low": low, "scan": limit, "until": now + lease, "token": token}
+    messages, unreadable, _ = fetch(connection, sql.claim, sql.claimed_ids, sql.one_message, params)
     messages.sort(key=lambda m: m.id)
     return Claim(token, messages, started + lease.total_seconds() * 0.8, unreadable)
 
@@ -361,8 +391,9 @@ def settle(
 def dead_letters(connection: Connection) -> list[DeadLetter]:
     """The dead letters that are messages; an unreadable row is logged by id (it
     can still be redelivered, or deleted, by that id)."""
-    rows = connection.execute(sql.dead.order_by(sql.Q.id)).all()
-    letters, unreadable = read(rows)
+    letters, unreadable, rows = fetch(
+        connection, sql.dead.order_by(sql.Q.id), sql.dead_ids, sql.one_dead, {}
+    )
     for row in unreadable:
         log.error("outbox: dead letter %s (customer %r) is %s", row.id, row.customer_id, row.reason)
     extra = {row[0]: row[10:13] for row in rows}

@@ -144,7 +144,16 @@ history_last_of = (
     .order_by(H.seq.desc())
     .limit(1)
 )
-history_count = sa.select(sa.func.count()).select_from(history).where(_mine)
+history_count = (
+    sa.select(
+        sa.func.count(),
+        sa.func.count(sa.case((sa.and_(H.key.is_(None), H.trigger.in_(P("keyed"))), 1))),
+    )
+    .select_from(history)
+    .where(_mine)
+)
+"""How many entries a customer's history holds, and how many of those that
+answer for a caller's key (``keyed``: the triggers) have lost it."""
 history_keyed = (
     sa.select(*_HISTORY)
     .where(_mine, H.key == P("key"), H.trigger.in_(P("triggers", expanding=True)))
@@ -289,6 +298,10 @@ handed out only after every earlier one of its customer, whatever other
 drainers hold. A customer whose earlier message is elsewhere is left for a
 later claim."""
 
+claimed_ids = sa.select(Q.id, Q.customer_id).where(Q.lease_token == P("token")).order_by(Q.id)
+one_message = sa.select(*_MESSAGE).where(Q.id == P("id"))
+"""A claim read again row by row, when one of its rows could not be read."""
+
 plain_index_scans = "SET LOCAL enable_bitmapscan = off"
 """PostgreSQL, before a claim: the count above walks a customer's index entries in
 order (a plain index scan), so the entries of messages delivered since the last
@@ -331,6 +344,8 @@ failed = (
 )
 attempts_of = sa.select(Q.attempts).where(Q.id == P("message_id"))
 dead = sa.select(*_MESSAGE, Q.attempts, Q.last_error, Q.dead_at).where(Q.dead_at.is_not(None))
+dead_ids = sa.select(Q.id, Q.customer_id).where(Q.dead_at.is_not(None)).order_by(Q.id)
+one_dead = dead.where(Q.id == P("id"))
 dead_by_id = dead.where(Q.id.in_(P("ids", expanding=True))).with_for_update()
 delete_messages = sa.delete(outbox).where(Q.id.in_(P("ids", expanding=True)))
 expired_messages = (

@@ -274,16 +274,23 @@ def test_a_drain_survives_its_connections_dying_under_the_handler(pg_store: SqlS
     [
         ("details", "{not json", "JSONDecodeError"),
         ("details", "[1, 2]", "expected a JSON object"),
+        ("details", "[" * 100_000 + "]" * 100_000, "RecursionError"),
         ("source", "limbo", "'limbo' is not a valid State"),
+        ("at", {"sqlite": "garbage", "postgresql": "infinity"}, ""),
+        ("requested_at", {"sqlite": "31/12/2026", "postgresql": "-infinity"}, ""),
     ],
 )
 def test_an_unreadable_row_is_dead_lettered_and_holds_up_no_one(
-    store: SqlStore, column: str, value: str, reason: str
+    store: SqlStore, column: str, value: str | dict[str, str], reason: str
 ) -> None:
-    """One customer's outbox row is no message (written by hand): the drain raises
-    nothing, every other customer's messages flow, the row is dead-lettered at once
-    with why, and that customer's later messages follow in the next drain."""
+    """One customer's outbox row is no message (written by hand: details that are
+    no JSON object or nest past Python's limit, an unknown state, a timestamp the
+    driver cannot read): the drain raises nothing, every other customer's messages
+    flow, the row is dead-lettered at once with why, and that customer's later
+    messages follow in the next drain; dead_letters() lists the readable ones."""
     _two_customers(store)
+    if isinstance(value, dict):
+        value = value["sqlite" if store.is_sqlite else "postgresql"]
     with store.engine.begin() as connection:
         connection.execute(
             sqlalchemy.text(
