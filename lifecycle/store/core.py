@@ -35,7 +35,15 @@ from lifecycle.errors import (
 )
 from lifecycle.record import dump, load
 from lifecycle.store import sql
-from lifecycle.store.providers import Link, Opener, SqlHistory, SqlKeys, corrupt, history_row
+from lifecycle.store.providers import (
+    Link,
+    Opener,
+    SqlHistory,
+    SqlKeys,
+    corrupt,
+    from_json,
+    history_row,
+)
 from lifecycle.store.schema import SCHEMA_VERSION
 from lifecycle.subscription import Subscription
 from lifecycle.values import Transition
@@ -72,7 +80,7 @@ class Codec:
             sub._history = history = SqlHistory(link, stored)
             return sub, history
         try:
-            data = json.loads(text)
+            data = from_json(text)
         except ValueError as error:
             raise corrupt(customer_id, "record", f"not JSON: {error}") from None
         try:

@@ -29,6 +29,15 @@ FOREVER_AGO = datetime(1000, 1, 1, tzinfo=UTC)
 Opener = Callable[[], AbstractContextManager[Connection]]
 
 
+def from_json(text: str) -> Any:
+    """The JSON of a stored row. A document nested deeper than Python's recursion
+    limit is as unreadable as one that is not JSON: ``ValueError`` for both."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply to be read") from None
+
+
 def corrupt(customer_id: str, field: str, problem: str) -> InvalidInput:
     return InvalidInput(
         f"customer {customer_id!r}: {field}" if field else f"customer {customer_id!r}",
@@ -156,21 +165,28 @@ class SqlHistory:
         if found:
             return found[0]
         # NOTE: a key not found must not be taken as new while an entry is missing
-        # (a purge by hand): that entry may be the one that used it. Orders are
-        # rare beside usage, and the count reads the primary key's index only.
+        # or has lost its key (by hand): that entry may be the one that used it.
+        # Orders are rare beside usage, and this reads one customer's entries.
+        keyed = sorted(ORDER_OPERATIONS | {"unsubscribe"})
+        params = {"customer_id": self._link.customer_id, "upto": self.stored, "keyed": keyed}
         with self._link.open() as connection:
-            held = connection.execute(
-                sql.history_count, {"customer_id": self._link.customer_id, "upto": self.stored}
-            ).scalar_one()
+            held, keyless = connection.execute(sql.history_count, params).one()
         if held != self.stored:
             self._missing(held, [])
+        if keyless:
+            raise corrupt(
+                self._link.customer_id,
+                "history",
+                f"{keyless} of its entries of orders or cancellations hold no key: "
+                "whether one of them used this key cannot be ruled out",
+            )
         return None
 
 
 def _transition(customer_id: str, row: Any) -> Transition:
     seq, at, requested_at, trigger, source, dest, key, details = row
     try:
-        parsed = json.loads(details)
+        parsed = from_json(details)
     except ValueError as error:
         raise corrupt(customer_id, f"history[{seq}].details", f"not JSON: {error}") from None
     entry = {
@@ -230,7 +246,7 @@ class SqlKeys:
 
     def _parse(self, row: str, usage_id: str) -> Settlement:
         try:
-            return parse_usage_row(json.loads(row), "")
+            return parse_usage_row(from_json(row), "")
         except (InvalidInput, ValueError) as error:
             problem = error.reason if isinstance(error, InvalidInput) else str(error)
             raise corrupt(self._link.customer_id, f"usage_keys[{usage_id!r}]", problem) from None

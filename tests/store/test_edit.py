@@ -377,6 +377,10 @@ def test_a_corrupt_row_names_the_customer_and_the_field(store: SqlStore) -> None
         ),
         ("UPDATE lifecycle_subscriptions SET seq = 5", "customer 'c': record.seq"),
         ("UPDATE lifecycle_subscriptions SET record = ''", "customer 'c': record"),
+        (
+            f"UPDATE lifecycle_subscriptions SET record = '{'[' * 100_000}{']' * 100_000}'",
+            "customer 'c': record",
+        ),
     ]
     for statement, field in cases:
         with store.engine.begin() as connection:
@@ -425,6 +429,24 @@ def test_a_missing_history_entry_is_never_taken_for_an_unused_order_key(
         store.history("c")
     with store.edit("c") as sub:  # what needs no order key goes on
         sub.record_usage("media_processing", D(5), usage_id="u-1", at=sh(2026, 3, 3))
+
+
+def test_an_order_entry_that_lost_its_key_is_never_taken_for_an_unused_key(
+    store: SqlStore,
+) -> None:
+    """A purchase's history row whose key was blanked by hand: the retried purchase
+    is refused as record.invalid, not charged again; nothing changes."""
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+        sub.buy_addon("boost-500", order_id="o-2", at=sh(2026, 3, 2))
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE lifecycle_history SET key = NULL WHERE seq = 2")
+    before = row_of(store, "c")
+    with pytest.raises(lc.InvalidInput) as info, store.edit("c") as sub:
+        sub.buy_addon("boost-500", order_id="o-2", at=sh(2026, 3, 2))
+    assert ("record.invalid", "customer 'c': history") == (info.value.code, info.value.field)
+    assert "1 of its entries of orders or cancellations hold no key" in str(info.value)
+    assert before == row_of(store, "c")
 
 
 def test_load_reads_the_row_only(store: SqlStore) -> None:
