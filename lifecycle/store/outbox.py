@@ -335,7 +335,11 @@ def settle(
         for item in batch.messages:
             if item.id in handed:
                 telemetry.delivered(item.at, delivered_at)
-        kept = outcome.unreached + [item.id for item, _ in outcome.failed]
+        kept = [
+            *outcome.unreached,
+            *(item.id for item, _ in outcome.failed),
+            *(row.id for row in batch.unreadable),
+        ]
         connection.execute(
             sql.delivered,
             {

@@ -288,7 +288,12 @@ def test_an_unreadable_row_is_dead_lettered_and_holds_up_no_one(
     driver cannot read): the drain raises nothing, every other customer's messages
     flow, the row is dead-lettered at once with why, and that customer's later
     messages follow in the next drain; dead_letters() lists the readable ones."""
-    _two_customers(store)
+    for customer in ("healthy", "poison", "healthy", "poison"):  # poison's seq 1 in between
+        with store.edit(customer) as sub:
+            if sub.state is lc.State.NONE:
+                sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+            else:
+                sub.subscribe("basic", order_id="o-2", at=sh(2026, 3, 2))
     if isinstance(value, dict):
         value = value["sqlite" if store.is_sqlite else "postgresql"]
     with store.engine.begin() as connection:
