@@ -175,6 +175,15 @@ conversion of a column (a timestamp that is no time, PostgreSQL's infinity),
 and the decoding of its details."""
 
 
+def _unreadable(error: BaseException) -> bool:
+    """Whether ``error`` is a row that cannot be read (not the database failing):
+    a conversion, or SQLite's text that is not UTF-8."""
+    if isinstance(error, _UNREADABLE):
+        return True
+    cause = getattr(error, "orig", None)
+    return isinstance(error, sa.exc.OperationalError) and "could not decode" in str(cause).lower()
+
+
 def _why(error: BaseException) -> str:
     return f"unreadable: {type(error).__name__}: {error}"[:MAX_ERROR]
 
@@ -188,13 +197,17 @@ def fetch(
     holds up no one else."""
     try:
         found: list[Sequence[Any]] = list(connection.execute(rows, params).all())
-    except _UNREADABLE:
+    except Exception as error:
+        if not _unreadable(error):
+            raise
         found, unreadable = [], []
         for id_, customer_id in connection.execute(ids, params).all():
             try:
                 found.append(connection.execute(one, {"id": id_}).one())
-            except _UNREADABLE as error:
-                unreadable.append(Unreadable(id_, customer_id, _why(error)))
+            except Exception as failure:
+                if not _unreadable(failure):
+                    raise
+                unreadable.append(Unreadable(id_, customer_id, _why(failure)))
         messages, more = read(found)
         return messages, unreadable + more, found
     messages, unreadable = read(found)
@@ -406,29 +419,13 @@ def dead_letters(connection: Connection) -> list[DeadLetter]:
 
 def redeliver(connection: Connection, ids: Sequence[int]) -> list[int]:
     """Put dead letters back at the end of the queue (new ids); return the new ids."""
-    rows = connection.execute(sql.dead_by_id, {"ids": list(ids)}).all()
-    if not rows:
-        return []
-    connection.execute(sql.delete_messages, {"ids": [row[0] for row in rows]})
+    dead = list(connection.execute(sql.dead_ids_locked, {"ids": list(ids)}).scalars())
     fresh = []
-    for row in rows:
-        _, customer_id, seq, at, requested_at, trigger, source, dest, key, details = row[:10]
-        fresh.append(
-            connection.execute(
-                sql.insert_outbox.returning(sql.Q.id),
-                {
-                    "customer_id": customer_id,
-                    "seq": seq,
-                    "at": at,
-                    "requested_at": requested_at,
-                    "trigger": trigger,
-                    "source": source,
-                    "dest": dest,
-                    "key": key,
-                    "details": details,
-                },
-            ).scalar_one()
-        )
+    for id_ in dead:
+        connection.execute(sql.set_aside, {"message_id": id_})
+        fresh.append(connection.execute(sql.copy_message, {"message_id": id_}).scalar_one())
+    if dead:
+        connection.execute(sql.delete_messages, {"ids": dead})
     return fresh
 
 

@@ -346,7 +346,30 @@ attempts_of = sa.select(Q.attempts).where(Q.id == P("message_id"))
 dead = sa.select(*_MESSAGE, Q.attempts, Q.last_error, Q.dead_at).where(Q.dead_at.is_not(None))
 dead_ids = sa.select(Q.id, Q.customer_id).where(Q.dead_at.is_not(None)).order_by(Q.id)
 one_dead = dead.where(Q.id == P("id"))
-dead_by_id = dead.where(Q.id.in_(P("ids", expanding=True))).with_for_update()
+dead_ids_locked = (
+    sa.select(Q.id)
+    .where(Q.dead_at.is_not(None), Q.id.in_(P("ids", expanding=True)))
+    .order_by(Q.id)
+    .with_for_update()
+)
+_COPIED = (
+    *("customer_id", "seq", "at", "requested_at", "trigger"),
+    *("source", "dest", "key", "details"),
+)
+set_aside = sa.update(outbox).where(Q.id == P("message_id")).values(seq=-Q.seq)
+copy_message = (
+    sa.insert(outbox)
+    .from_select(
+        _COPIED,
+        sa.select(*(-Q.seq if name == "seq" else outbox.c[name] for name in _COPIED)).where(
+            Q.id == P("message_id")
+        ),
+    )
+    .returning(Q.id)
+)
+"""A message again at the end of the queue, copied by the database from the row
+``set_aside`` (its seq negated, so that the copy's is free): nothing of it is
+read here, so a dead letter that is no message can be redelivered too."""
 delete_messages = sa.delete(outbox).where(Q.id.in_(P("ids", expanding=True)))
 expired_messages = (
     sa.select(Q.id)

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -20,6 +21,7 @@ from lifecycle.store import outbox as queue
 from tests.conftest import sh
 from tests.store import workers
 from tests.store.conftest import count
+from tests.store.facade import make_store
 
 D = Decimal
 SPAWN = multiprocessing.get_context("spawn")
@@ -288,12 +290,7 @@ def test_an_unreadable_row_is_dead_lettered_and_holds_up_no_one(
     driver cannot read): the drain raises nothing, every other customer's messages
     flow, the row is dead-lettered at once with why, and that customer's later
     messages follow in the next drain; dead_letters() lists the readable ones."""
-    for customer in ("healthy", "poison", "healthy", "poison"):  # poison's seq 1 in between
-        with store.edit(customer) as sub:
-            if sub.state is lc.State.NONE:
-                sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
-            else:
-                sub.subscribe("basic", order_id="o-2", at=sh(2026, 3, 2))
+    _interleaved(store)
     if isinstance(value, dict):
         value = value["sqlite" if store.is_sqlite else "postgresql"]
     with store.engine.begin() as connection:
@@ -304,19 +301,53 @@ def test_an_unreadable_row_is_dead_lettered_and_holds_up_no_one(
             ),
             {"value": value},
         )
+    _the_bad_row_is_dead_lettered(store, reason)
+
+
+def _the_bad_row_is_dead_lettered(store: SqlStore, reason: str) -> None:
     seen: list[tuple[str, int]] = []
     assert 2 == store.drain_outbox(lambda m: seen.append((m.customer_id, m.seq)))
     assert [("healthy", 1), ("healthy", 2)] == seen
     assert 1 == store.drain_outbox(lambda m: seen.append((m.customer_id, m.seq)))
     assert ("poison", 2) == seen[-1]
     assert [] == store.dead_letters()  # not a message: logged by id, not listed
+    query = (
+        "SELECT id, attempts, last_error, dead_at FROM lifecycle_outbox "
+        "WHERE customer_id = 'poison' AND seq = 1"
+    )
     with store.engine.connect() as connection:
-        attempts, error, dead = connection.execute(
-            sqlalchemy.text(
-                "SELECT attempts, last_error, dead_at FROM lifecycle_outbox "
-                "WHERE customer_id = 'poison' AND seq = 1"
-            )
-        ).one()
+        id_, attempts, error, dead = connection.execute(sqlalchemy.text(query)).one()
     assert (1, True) == (attempts, dead is not None)
     assert error.startswith("unreadable: ")
     assert reason in error
+    assert 1 == store.redeliver([id_])  # copied by the database, as it is
+    assert 0 == store.drain_outbox(lambda m: seen.append((m.customer_id, m.seq)))
+    with store.engine.connect() as connection:
+        again, attempts, error, dead = connection.execute(sqlalchemy.text(query)).one()
+    assert (True, 1, True) == (again > id_, attempts, dead is not None)
+    assert 3 == len(seen)  # the copy, as unreadable, is dead again at once
+
+
+def test_text_that_is_not_utf8_is_an_unreadable_row(tmp_path: Path, kind: str) -> None:
+    """SQLite: a row whose text is not UTF-8 (the driver cannot decode it) is as
+    unreadable as bad JSON, not the database failing: it is dead-lettered."""
+    store = make_store(kind, f"sqlite:///{tmp_path / 'utf8.db'}", catalog=lc.default_catalog())
+    store.create_schema()
+    _interleaved(store)
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "UPDATE lifecycle_outbox SET details = CAST(X'7BFF7D' AS TEXT) "
+            "WHERE customer_id = 'poison' AND seq = 1"
+        )
+    _the_bad_row_is_dead_lettered(store, "decode")
+    store.close()
+
+
+def _interleaved(store: SqlStore) -> None:
+    """Two customers' two messages each, the poison's first between the healthy's."""
+    for customer in ("healthy", "poison", "healthy", "poison"):
+        with store.edit(customer) as sub:
+            if sub.state is lc.State.NONE:
+                sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+            else:
+                sub.subscribe("basic", order_id="o-2", at=sh(2026, 3, 2))
