@@ -157,12 +157,29 @@ an answer, for the system's two hours; with these both ends find out in about
 a minute. A live peer's kernel answers the probes, so nothing alive is cut."""
 
 
+def _keepalives(url: sa.URL, connect_args: dict[str, Any]) -> dict[str, int]:
+    """The keepalives in effect, where the URL's query or ``connect_args`` do not
+    set them ``KEEPALIVES``'s (added to ``connect_args``); none with
+    ``keepalives=0``, which turns them off on the client, so on the server too."""
+    found: dict[str, int] = {}
+    for name, seconds in KEEPALIVES.items():
+        given = url.query[name] if name in url.query else connect_args.setdefault(name, seconds)
+        text = str(given).strip()
+        if isinstance(given, bool) or not text.isdigit() or not isinstance(given, int | str):
+            raise InvalidInput(
+                "connect_args", f"{name}: expected whole seconds (0 or more), got {given!r}"
+            )
+        found[name] = int(text)
+    switch = url.query.get("keepalives", connect_args.get("keepalives", 1))
+    return {} if str(switch).strip() == "0" else found
+
+
 def postgresql_connect(
-    lock_timeout: timedelta, connect_args: dict[str, Any]
+    lock_timeout: timedelta, keepalives: dict[str, int]
 ) -> Callable[[Any, Any], None]:
     milliseconds = max(1, int(lock_timeout.total_seconds() * 1000))
     settings = [f"SET lock_timeout = {milliseconds}"] + [
-        f"SET tcp_{name} = {int(connect_args[name])}" for name in KEEPALIVES
+        f"SET tcp_{name} = {seconds}" for name, seconds in keepalives.items()
     ]
 
     def connect(dbapi_connection: Any, _record: Any) -> None:
@@ -236,8 +253,12 @@ class StoreBase:
         self.url = make_url(url, self.DRIVERS)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._ping = False
+        # NOTE: a copy: the caller's dict is not the store's to change
+        connect_args = engine_options["connect_args"] = dict(
+            engine_options.get("connect_args") or {}
+        )
+        self._keepalives: dict[str, int] = {}
         if self.is_sqlite:
-            connect_args = engine_options.setdefault("connect_args", {})
             connect_args.setdefault("timeout", lock_timeout.total_seconds())
         else:
             # NOTE: after a server restart every pooled connection is dead; a ping at
@@ -245,13 +266,7 @@ class StoreBase:
             # The store pings itself (ping_on_checkout), so that an edit, which
             # can try again, skips it.
             self._ping = bool(engine_options.pop("pool_pre_ping", True))
-            connect_args = engine_options.setdefault("connect_args", {})
-            for name, seconds in KEEPALIVES.items():
-                given = connect_args.setdefault(name, seconds)
-                if isinstance(given, bool) or not isinstance(given, int) or given < 0:
-                    raise InvalidInput(
-                        "connect_args", f"{name}: expected whole seconds (0 or more), got {given!r}"
-                    )
+            self._keepalives = _keepalives(self.url, connect_args)
         self.engine_options = engine_options
         self._codec = core.Codec(self.catalog, self.clock, lock_timeout)
         self._schema_checked = False
@@ -263,8 +278,8 @@ class StoreBase:
             sa.event.listen(engine, "connect", sqlite_connect(self.lock_timeout))
             sa.event.listen(engine, "begin", sqlite_begin(engine.dialect))
         else:
-            connect_args = self.engine_options["connect_args"]
-            sa.event.listen(engine, "connect", postgresql_connect(self.lock_timeout, connect_args))
+            connect = postgresql_connect(self.lock_timeout, self._keepalives)
+            sa.event.listen(engine, "connect", connect)
             sa.event.listen(engine.pool, "connect", _fresh)
             sa.event.listen(
                 engine.pool, "checkout", ping_on_checkout(engine.dialect, usually=self._ping)

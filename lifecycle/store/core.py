@@ -317,6 +317,12 @@ UNKNOWN_OUTCOME = (
     "it with the same keys (what was written answers as a replay, replayed=True; what "
     "was not is applied), never with new ones"
 )
+UNKNOWN_OUTCOME_OF_OURS = (
+    "the commit itself failed, so what it wrote may have been written or not: run it "
+    "again (what was done is not done twice)"
+)
+OURS = frozenset({"create_schema", "upgrade", "sweep", "drain_outbox", "redeliver"})
+"""The store's own operations: run again, each does only what is left to do."""
 
 
 @contextmanager
@@ -434,7 +440,8 @@ def translate(
             f"create_schema() (schema version {SCHEMA_VERSION})"
         )
     if at_commit(error):
-        return StoreUnavailable(operation, error, consequence=UNKNOWN_OUTCOME)
+        unknown = UNKNOWN_OUTCOME_OF_OURS if operation in OURS else UNKNOWN_OUTCOME
+        return StoreUnavailable(operation, error, consequence=unknown)
     if dropped(error):
         return StoreUnavailable(operation, error)  # whatever class the driver gave it
     if isinstance(error, sa.exc.IntegrityError):

@@ -479,7 +479,7 @@ def test_the_stores_own_commit_whose_answer_is_lost_says_the_outcome_is_unknown(
         with pytest.raises(StoreUnavailable) as info:
             store.create_schema()
         assert 1 == cutter.cut
-        assert "may have been written or not" in str(info.value)
+        assert "may have been written or not: run it again" in str(info.value)
         store.close()
     with pytest.raises(StoreUnavailable) as refused:
         make_store(kind, "postgresql+psycopg://nobody@127.0.0.1:1/none").load("c")
@@ -524,9 +524,32 @@ def test_both_ends_probe_a_silent_connection(
     )
 
 
-@pytest.mark.parametrize("value", ["30", -1, 1.5, True])
+@pytest.mark.parametrize("value", ["thirty", "-1", -1, 1.5, True])
 def test_keepalives_that_are_not_whole_seconds_are_invalid_input(value: object) -> None:
     with pytest.raises(lc.InvalidInput) as info:
         SqlStore("postgresql://nobody@127.0.0.1:1/none", connect_args={"keepalives_count": value})
     assert "connect_args" == info.value.field
     assert "keepalives_count" in str(info.value)
+
+
+def test_keepalives_in_the_url_stand_and_the_callers_dict_is_left_alone(pg_url: str) -> None:
+    """A keepalive in the URL's query is the one used, on both ends; one given as
+    text is taken as libpq takes it; ``keepalives=0`` turns them off on both ends;
+    the caller's ``connect_args`` are not changed."""
+    plain = sa.create_engine(pg_url)
+    system = _keepalives_of(plain)  # what the server says with nothing set
+    plain.dispose()
+    given = {"keepalives_interval": "4"}
+    for query, expected in (("keepalives_idle=600", ("600", "4")), ("keepalives=0", system)):
+        store = SqlStore(f"{pg_url}?{query}", connect_args=given)
+        assert expected == _keepalives_of(store.engine)
+        store.close()
+    assert {"keepalives_interval": "4"} == given
+    assert ("30", "10") != system
+
+
+def _keepalives_of(engine: sa.Engine) -> tuple[str, str]:
+    with engine.connect() as connection:
+        idle = connection.exec_driver_sql("SHOW tcp_keepalives_idle").scalar()
+        interval = connection.exec_driver_sql("SHOW tcp_keepalives_interval").scalar()
+    return str(idle), str(interval)
