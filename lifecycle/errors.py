@@ -56,18 +56,29 @@ class LifecycleError(Exception):
         return _rebuild, (type(self), self.message, dict(self.__dict__))
 
 
-_LONG_QUOTE = re.compile(r"'(?:[^'\\\n]|\\.){120,}'" + "|" + r'"(?:[^"\\\n]|\\.){120,}"')
+_QUOTE = re.compile("['\"]")
+_INSIDE = {q: re.compile(rf"(?:[^{q}\\\n]|\\.)*+") for q in "'\""}
 
 
 def clipped(text: str, limit: int = 2000) -> str:
     """``text`` with every quoted value of 120 characters or more cut to its first
     60 (a caller's 100 KB name is not echoed back into logs and problem
-    details), and at most ``limit`` characters in all."""
+    details), and at most ``limit`` characters in all. Linear in the text."""
     if len(text) < 120:
         return text
-    text = _LONG_QUOTE.sub(
-        lambda found: f"{found[0][:61]}…{found[0][0]} ({len(found[0]) - 2} characters)", text
-    )
+    parts, at = [], 0
+    while (found := _QUOTE.search(text, at)) is not None:
+        start, quote = found.start(), found[0]
+        end = _INSIDE[quote].match(text, start + 1).end()  # type: ignore[union-attr]
+        if end >= len(text) or text[end] != quote:
+            break  # no closing quote: the rest is left as it is
+        value = text[start : end + 1]
+        if len(value) - 2 >= 120:
+            value = f"{value[:61]}…{quote} ({len(value) - 2} characters)"
+        parts.append(text[at:start] + value)
+        at = end + 1
+    parts.append(text[at:])
+    text = "".join(parts)
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
