@@ -158,6 +158,28 @@ def hold(
     return held(connection, hot, codec, customer_id, *rows[0])
 
 
+def _never_written(link: Link, customer_id: str, revision: int, seq: int) -> None:
+    """Refuse to read an empty record as a new customer unless it is one: only a
+    row never written (revision 0) with no history may be. Read as new, a row
+    blanked, reset or deleted by hand would sell and bill afresh. A customer's
+    first edit pays one look at its history for this; a snapshot is not looked
+    at (``load`` reads one row, and a snapshot changes nothing)."""
+    if revision or seq:
+        raise corrupt(
+            customer_id, "record", f"empty, though written (revision {revision}, seq {seq})"
+        )
+    if link.connection is None:
+        return  # a snapshot: it sells nothing, and ``load`` reads the row only
+    found = link.connection.execute(sql.history_any, {"customer_id": customer_id}).first()
+    if found is not None:
+        raise corrupt(
+            customer_id,
+            "record",
+            "empty, though the history table holds entries of this customer (its row "
+            "was deleted or reset by hand?)",
+        )
+
+
 def held(
     connection: Connection | None,
     hot: sql.HotPath | None,
@@ -178,10 +200,8 @@ def held(
         None if connection is not None else revision,
         lambda error: translate(error, "edit", customer_id, codec.lock_timeout),
     )
-    if not record and (revision or seq):
-        # NOTE: only a row never written (revision 0) may hold the empty record of
-        # a new customer; read as one, a blanked row would sell and bill afresh
-        raise corrupt(customer_id, "record", f"empty, though written {revision} time(s)")
+    if not record:
+        _never_written(link, customer_id, revision, seq)
     sub, history = codec.decode(customer_id, record, seq, link)
     sub._ahead = codec.catalog.late_arrival
     mark = sub.mark

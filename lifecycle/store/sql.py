@@ -144,6 +144,8 @@ history_last_of = (
     .order_by(H.seq.desc())
     .limit(1)
 )
+history_any = sa.select(H.seq).where(H.customer_id == P("customer_id")).limit(1)
+"""Whether a customer whose row holds no record has history nonetheless."""
 history_count = (
     sa.select(
         sa.func.count(),

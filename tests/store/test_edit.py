@@ -408,6 +408,37 @@ def test_a_corrupt_row_names_the_customer_and_the_field(store: SqlStore) -> None
     assert info.value.field.startswith("customer 'c': history[1].details")
 
 
+def test_a_row_reset_or_deleted_by_hand_is_not_a_new_customer(store: SqlStore) -> None:
+    """A customer's row reset to a new one's, or deleted, with its history left:
+    an edit refuses it as record.invalid (read as new, it would sell and bill
+    afresh), and nothing is written; a customer truly new is served as before.
+    (``load`` reads the row alone: a snapshot, which changes nothing.)"""
+    for customer in ("reset", "deleted"):
+        with store.edit(customer) as sub:
+            sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "UPDATE lifecycle_subscriptions SET record = '', revision = 0, seq = 0 "
+            "WHERE customer_id = 'reset'"
+        )
+        connection.exec_driver_sql(
+            "DELETE FROM lifecycle_subscriptions WHERE customer_id = 'deleted'"
+        )
+    for customer in ("reset", "deleted"):
+        with pytest.raises(lc.InvalidInput) as info, store.edit(customer) as sub:
+            sub.subscribe("basic", order_id="o-2", at=sh(2026, 3, 2))
+        assert (f"customer {customer!r}: record", "record.invalid") == (
+            info.value.field,
+            info.value.code,
+        )
+        assert "history table holds entries of this customer" in str(info.value)
+    assert 0 == count(store, "lifecycle_subscriptions", "customer_id = 'deleted'")
+    assert 2 == count(store, "lifecycle_history")
+    with store.edit("new") as sub:
+        sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+    assert 3 == count(store, "lifecycle_history")
+
+
 def test_a_missing_history_entry_is_never_taken_for_an_unused_order_key(
     store: SqlStore,
 ) -> None:
