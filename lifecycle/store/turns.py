@@ -162,8 +162,9 @@ def take_turns(engine: sa.Engine, lock_timeout: timedelta) -> None:
             # writer's BEGIN IMMEDIATE meets it and sleeps in SQLite's busy wait
             # (tens of milliseconds). So it is done here; SQLAlchemy's own call after
             # this finds no transaction and does nothing.
-            dbapi_connection = connection.connection.dbapi_connection
+            dbapi_connection = None
             try:
+                dbapi_connection = connection.connection.dbapi_connection
                 if dbapi_connection is not None:
                     getattr(dbapi_connection, finish)()
             except Exception as error:
