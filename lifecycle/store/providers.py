@@ -123,10 +123,9 @@ class SqlHistory:
 
     def entries(self) -> tuple[Transition, ...]:
         stored = self._rows(sql.history_all) if self.stored else []
-        if [entry.seq for entry in stored] != list(range(1, self.stored + 1)):
-            found = [entry.seq for entry in stored]
-            missing = sorted(set(range(1, self.stored + 1)) - set(found))
-            self._missing(len(found), missing[:5])
+        found, wanted = [entry.seq for entry in stored], list(range(1, self.stored + 1))
+        if found != wanted:
+            self._missing(len(found), sorted(set(wanted) - set(found))[:5])
         return (*stored, *self.pending)
 
     def _missing(self, found: int, missing: list[int]) -> NoReturn:
