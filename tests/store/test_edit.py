@@ -445,17 +445,8 @@ def test_a_missing_history_entry_is_never_taken_for_an_unused_order_key(
     """A history row deleted by hand (a purge): the retried purchase it recorded is
     not taken as new (charged twice) but refused as record.invalid naming the gap,
     and nothing changes; the full history names the gap too."""
-    with store.edit("c") as sub:
-        sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
-        sub.buy_addon("boost-500", order_id="o-2", at=sh(2026, 3, 2))
-    with store.engine.begin() as connection:
-        connection.exec_driver_sql("DELETE FROM lifecycle_history WHERE seq = 2")
-    before = row_of(store, "c")
-    with pytest.raises(lc.InvalidInput) as info, store.edit("c") as sub:
-        sub.buy_addon("boost-500", order_id="o-2", at=sh(2026, 3, 2))
-    assert ("record.invalid", "customer 'c': history") == (info.value.code, info.value.field)
-    assert "holds 1 of the record's 2 entries" in str(info.value)
-    assert before == row_of(store, "c")
+    refused = _retried_purchase_after(store, "DELETE FROM lifecycle_history WHERE seq = 2")
+    assert "holds 1 of the record's 2 entries" in str(refused)
     with pytest.raises(lc.InvalidInput, match="missing seq 2"):
         store.history("c")
     with store.edit("c") as sub:  # what needs no order key goes on
@@ -467,17 +458,27 @@ def test_an_order_entry_that_lost_its_key_is_never_taken_for_an_unused_key(
 ) -> None:
     """A purchase's history row whose key was blanked by hand: the retried purchase
     is refused as record.invalid, not charged again; nothing changes."""
+    refused = _retried_purchase_after(
+        store, "UPDATE lifecycle_history SET key = NULL WHERE seq = 2"
+    )
+    assert "1 of its entries of orders or cancellations hold no key" in str(refused)
+
+
+def _retried_purchase_after(store: SqlStore, tampering: str) -> lc.InvalidInput:
+    """Subscribe and buy an add-on, change the history by hand (``tampering``),
+    retry the add-on's purchase: it is refused as record.invalid naming the
+    history, and nothing changes. Return the refusal."""
     with store.edit("c") as sub:
         sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
         sub.buy_addon("boost-500", order_id="o-2", at=sh(2026, 3, 2))
     with store.engine.begin() as connection:
-        connection.exec_driver_sql("UPDATE lifecycle_history SET key = NULL WHERE seq = 2")
+        connection.exec_driver_sql(tampering)
     before = row_of(store, "c")
     with pytest.raises(lc.InvalidInput) as info, store.edit("c") as sub:
         sub.buy_addon("boost-500", order_id="o-2", at=sh(2026, 3, 2))
     assert ("record.invalid", "customer 'c': history") == (info.value.code, info.value.field)
-    assert "1 of its entries of orders or cancellations hold no key" in str(info.value)
     assert before == row_of(store, "c")
+    return info.value
 
 
 def test_load_reads_the_row_only(store: SqlStore) -> None:

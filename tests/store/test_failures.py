@@ -367,12 +367,8 @@ def test_a_commit_whose_answer_is_lost_says_the_outcome_is_unknown(pg_url: str, 
     """The server commits an edit but its answer never arrives: StoreUnavailable, whose
     message says the edit may have been written (not that nothing was), and the
     retry with the same key answers it as a replay: charged once."""
-    url = empty_postgresql(pg_url)
-    with commit_cutter(url) as (cutter, through):
-        store = make_store(kind, through, catalog=lc.default_catalog())
-        store.create_schema()
-        with store.edit("c") as sub:
-            sub.subscribe("basic", order_id="o-1")
+    with commit_cutter(empty_postgresql(pg_url)) as (cutter, through):
+        store = _subscribed(make_store(kind, through, catalog=lc.default_catalog()))
         cutter.armed.set()
         with pytest.raises(StoreUnavailable) as info:
             _record(store, "u-1")
@@ -387,6 +383,14 @@ def test_a_commit_whose_answer_is_lost_says_the_outcome_is_unknown(pg_url: str, 
         assert snapshot is not None
         assert D(1993) == snapshot.remaining_credits()
         store.close()
+
+
+def _subscribed(store: SqlStore) -> SqlStore:
+    """``store`` with its schema and customer "c" on Basic."""
+    store.create_schema()
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1")
+    return store
 
 
 def _record(store: SqlStore, usage_id: str) -> None:
@@ -441,10 +445,7 @@ def test_a_callers_commit_whose_answer_is_lost_says_the_outcome_is_unknown(pg_ur
     ``translated()`` raises StoreUnavailable saying it may have been written (not
     that nothing was), and the retry with the same key is a replay."""
     with commit_cutter(empty_postgresql(pg_url)) as (cutter, through):
-        store = SqlStore(through, catalog=lc.default_catalog())
-        store.create_schema()
-        with store.edit("c") as sub:
-            sub.subscribe("basic", order_id="o-1")
+        store = _subscribed(SqlStore(through, catalog=lc.default_catalog()))
         cutter.armed.set()
         with pytest.raises(StoreUnavailable) as info:
             _order(store, "u-1")
