@@ -51,19 +51,24 @@ def key(value: object, where: str, name: str = "", *, optional: bool = False) ->
         ) from None
 
 
-def instant(
-    value: object,
-    where: str,
-    name: str = "",
-    *,
-    optional: bool = False,
-    memo: dict[str, datetime] | None = None,
-) -> Any:
+KEPT = 4096
+"""How many texts each memo below keeps checked (then it starts afresh)."""
+
+_INSTANTS: dict[str, datetime] = {}
+
+
+def instant(value: object, where: str, name: str = "", *, optional: bool = False) -> Any:
+    """``value`` as an aware UTC datetime.
+
+    NOTE: kept by its exact text, as ``decimal`` keeps figures: a record
+    repeats its timestamps (a purchase's, in its entry and in the ledger), and
+    a store loads the same customer's over and over.
+    """
     if type(value) is not str:
         if value is None and optional:
             return None
         raise bad(path(where, name), f"expected an ISO 8601 timestamp, got {value!r}")
-    parsed = memo.get(value) if memo is not None else None
+    parsed = _INSTANTS.get(value)
     if parsed is not None:
         return parsed
     try:
@@ -76,13 +81,15 @@ def instant(
         raise bad(path(where, name), f"{value!r} is out of range")
     if parsed.tzinfo is not UTC:
         parsed = parsed.astimezone(UTC)
-    if memo is not None:
-        memo[value] = parsed
+    _keep(_INSTANTS, value, parsed)
     return parsed
 
 
-FIGURES_KEPT = 4096
-"""How many figures' texts ``decimal`` keeps checked (then it starts afresh)."""
+def _keep(memo: dict[Any, Any], text: Any, value: Any) -> None:
+    if len(memo) >= KEPT:
+        memo.clear()
+    memo[text] = value
+
 
 _FIGURES: dict[str, Decimal] = {}
 
@@ -105,9 +112,7 @@ def decimal(value: object, where: str, name: str = "", *, positive: bool = False
             raise bad(path(where, name), f"{value!r} is not a decimal number")
         if not number.is_finite() or number.is_signed() or not _recordable(number, value):
             raise bad(path(where, name), f"{value!r} must be a finite non-negative number")
-        if len(_FIGURES) >= FIGURES_KEPT:
-            _FIGURES.clear()
-        _FIGURES[value] = number
+        _keep(_FIGURES, value, number)
     if positive and not number:
         raise bad(path(where, name), f"{value!r} must be a positive number")
     return number
@@ -134,13 +139,29 @@ def state(value: object, where: str, name: str = "") -> State:
     return found
 
 
+_NAMES: dict[tuple[str, ...], frozenset[str]] = {}
+
+
 def names(value: object, where: str, name: str) -> frozenset[str]:
-    """A sorted list of distinct catalog names (features): one way to write a set."""
-    if type(value) is list and all(type(v) is str and v and "," not in v for v in value):
-        found = frozenset(value)
-        if len(found) == len(value) and value == sorted(value):
+    """A sorted list of distinct catalog names (features): one way to write a set.
+
+    Kept by its names, checked to be exactly strings first (a ``str``
+    subclass equal to a name is no name of a record), like ``decimal``'s.
+    """
+    if type(value) is list and set(map(type, value)) <= _STR:
+        kept = tuple(value)
+        found = _NAMES.get(kept)
+        if found is not None:
             return found
+        if all(v and "," not in v for v in kept):
+            found = frozenset(kept)
+            if len(found) == len(kept) and value == sorted(value):
+                _keep(_NAMES, kept, found)
+                return found
     raise bad(path(where, name), "expected a sorted list of distinct names")
+
+
+_STR = frozenset((str,))
 
 
 def rule(value: object, where: str) -> str | None:
