@@ -32,7 +32,10 @@ class Details(Mapping[str, str]):
     def __init__(self, details: Mapping[str, str] = MappingProxyType({})) -> None:
         names = tuple(details)
         self._names = _LAYOUTS.get(names) or _layout(names)
-        self._values = tuple([details[name] for name in names])
+        if type(details) is dict:  # its values are in its names' order
+            self._values = tuple(details.values())
+        else:
+            self._values = tuple([details[name] for name in names])
 
     def __getitem__(self, name: str) -> str:
         try:

@@ -223,3 +223,48 @@ def test_details_compare_as_a_dict_does_in_any_order() -> None:
     assert "1" == one["amount"]
     with pytest.raises(KeyError):
         one["credits"]
+
+
+class _Text(str):
+    """A text equal to a record's own, of a type no JSON parser makes."""
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("mark", "mark"),
+        ("credits", "credits"),
+        ("period/features/0", "period.features"),
+        ("history/1/source", "history[1].source"),
+        ("history/1/trigger", "history[1].trigger"),
+        ("history/0/at", "history[0].at"),
+        ("history/0/details/amount", "history[0].details.amount"),
+    ],
+)
+def test_a_text_checked_before_is_refused_as_another_type(
+    catalog: lc.Catalog, path: str, field: str
+) -> None:
+    """Loading keeps the texts it has checked (timestamps, figures, names, steps); a
+    value equal to one of them but not a ``str`` is refused all the same."""
+    record = _lived(catalog).to_record()
+    lc.Subscription.from_record(record, catalog=catalog)  # every text checked and kept
+    node: Any = record
+    *parents, last = path.split("/")
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    key: Any = int(last) if isinstance(node, list) else last
+    bad = _corrupt(record, path, _Text(node[key]))
+    with pytest.raises(lc.InvalidInput) as info:
+        lc.Subscription.from_record(bad, catalog=catalog)
+    assert (field, "record.invalid") == (info.value.field, info.value.code)
+    assert record == lc.Subscription.from_record(record, catalog=catalog).to_record()
+
+
+def test_details_of_a_dict_keep_its_order_and_values() -> None:
+    """Details built from a dict (the loader's case) and from another mapping agree."""
+    from lifecycle.values import Details
+
+    given = {"version": "v", "amount": "1", "credits": "2"}
+    built = Details(given)
+    assert list(given.items()) == list(built.items())
+    assert list(built.items()) == list(Details(collections.OrderedDict(given)).items())

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from lifecycle.catalog import AnyCatalog, Edition, TrialPackage
@@ -76,7 +75,6 @@ _TRIAL_FIELDS = frozenset(TRIAL_FIELDS)
 _PERIOD_FIELDS = frozenset(PERIOD_FIELDS)
 _HISTORY_FIELDS = frozenset(HISTORY_FIELDS)
 _GRANT_FIELDS = frozenset(("package", "order_id", "credits"))
-_EDGES = {(e.trigger, source): e.dest for e in EDGES for source in e.sources}
 
 
 def _time(value: datetime | None) -> str | None:
@@ -188,11 +186,9 @@ def load(
     data = f.mapping(record, "", _FIELDS)
     customer_id = f.key(data["customer_id"], "customer_id")
     state = f.state(data["state"], "state")
-    times: dict[str, datetime] = {}
-    memo: dict[str, Decimal] = {}
-    mark = f.instant(data["mark"], "mark", optional=True, memo=times)
+    mark = f.instant(data["mark"], "mark", optional=True)
     seq = f.integer(data["seq"], "", "seq", lowest=0, highest=2**62)
-    ledger = _ledger(data, memo, times)
+    ledger = _ledger(data)
     _check_ledger(state, ledger, mark)
 
     entries = f.listed(data["history"], "history")
@@ -204,13 +200,13 @@ def load(
                 f"holds {len(entries)} of the {seq} entries the record counts; a record "
                 "from to_record() holds them all (a store keeps them in its own tables)",
             )
-        kept = [_transition(entry, i, memo, times) for i, entry in enumerate(entries)]
+        kept = [parse_transition(entry, f"history[{i}]", i + 1) for i, entry in enumerate(entries)]
         _check_history(kept, state, mark)
-        _check_ledger_against_history(ledger, kept, times)
+        _check_ledger_against_history(ledger, kept)
         history = MemoryHistory(kept) if kept else NO_HISTORY
     elif entries or usage_rows:
         raise f.bad("history", "a checkpoint holds no history or usage of its own")
-    usage = [parse_usage_row(row, f"usage[{i}]", memo) for i, row in enumerate(usage_rows)]
+    usage = [parse_usage_row(row, f"usage[{i}]") for i, row in enumerate(usage_rows)]
     _check_usage(usage, mark)
 
     sub = cls(customer_id, catalog, clock)
@@ -225,49 +221,46 @@ def load(
     return sub
 
 
-def _ledger(
-    data: Mapping[str, Any], memo: dict[str, Decimal], times: dict[str, datetime]
-) -> Ledger:
-    trial = period = None
-    if data["trial"] is not None:
-        trial = f.mapping(data["trial"], "trial", _TRIAL_FIELDS)
-    if data["period"] is not None:
-        period = f.mapping(data["period"], "period", _PERIOD_FIELDS)
+def _ledger(data: Mapping[str, Any]) -> Ledger:
+    # NOTE: positional, in field order (keywords cost more); checked in the
+    # order the fields are written, so the first bad one is the one named.
+    trial, period = data["trial"], data["period"]
+    if trial is not None:
+        trial = f.mapping(trial, "trial", _TRIAL_FIELDS)
+    if period is not None:
+        period = f.mapping(period, "period", _PERIOD_FIELDS)
+    credits = f.decimal(data["credits"], "credits")
+    addons = f.listed(data["addons"], "addons")
+    grants = tuple([_grant(entry, f"addons[{i}]") for i, entry in enumerate(addons)])
+    if trial is None:
+        terms = trial_end = bought_at = None
+    else:
+        terms = TrialPackage(
+            f.decimal(trial["price"], "trial", "price"),
+            f.decimal(trial["credits"], "trial", "credits", positive=True),
+            f.integer(trial["validity_months"], "trial", "validity_months", lowest=1, highest=1200),
+            f.names(trial["excluded_features"], "trial", "excluded_features"),
+        )
+        trial_end = f.instant(trial["ends"], "trial", "ends")
+        bought_at = f.instant(trial["bought_at"], "trial", "bought_at")
+    if period is None:
+        return Ledger(credits, grants, terms, trial_end, bought_at)
+    edition = Edition(
+        f.text(period["edition"], "period", "edition"),
+        f.integer(period["rank"], "period", "rank", lowest=0, highest=1000),
+        f.decimal(period["price"], "period", "price"),
+        f.decimal(period["credits"], "period", "credits", positive=True),
+        f.names(period["features"], "period", "features"),
+    )
     return Ledger(
-        credits=f.decimal(data["credits"], "credits"),
-        addons=tuple(
-            _grant(entry, f"addons[{i}]")
-            for i, entry in enumerate(f.listed(data["addons"], "addons"))
-        ),
-        trial=None
-        if trial is None
-        else TrialPackage(
-            price=f.decimal(trial["price"], "trial", "price"),
-            credits=f.decimal(trial["credits"], "trial", "credits", positive=True),
-            validity_months=f.integer(
-                trial["validity_months"], "trial", "validity_months", lowest=1, highest=1200
-            ),
-            excluded_features=f.names(trial["excluded_features"], "trial", "excluded_features"),
-        ),
-        trial_end=None if trial is None else f.instant(trial["ends"], "trial", "ends", memo=times),
-        last_trial_at=None
-        if trial is None
-        else f.instant(trial["bought_at"], "trial", "bought_at", memo=times),
-        edition=None
-        if period is None
-        else Edition(
-            name=f.text(period["edition"], "period", "edition"),
-            rank=f.integer(period["rank"], "period", "rank", lowest=0, highest=1000),
-            price=f.decimal(period["price"], "period", "price"),
-            credits=f.decimal(period["credits"], "period", "credits", positive=True),
-            features=f.names(period["features"], "period", "features"),
-        ),
-        period_start=None
-        if period is None
-        else f.instant(period["start"], "period", "start", memo=times),
-        period_end=None
-        if period is None
-        else f.instant(period["end"], "period", "end", memo=times),
+        credits,
+        grants,
+        terms,
+        trial_end,
+        bought_at,
+        edition,
+        f.instant(period["start"], "period", "start"),
+        f.instant(period["end"], "period", "end"),
     )
 
 
@@ -317,46 +310,43 @@ def _check_ledger(state: State, ledger: Ledger, mark: datetime | None) -> None:
             raise f.bad(name, "is later than the mark")
 
 
-Memo = tuple[dict[str, Decimal], dict[str, datetime]]
-
-
-def _figure(value: object, where: str, name: str, memo: Memo) -> object:
+def _figure(value: object, where: str, name: str) -> object:
     return f.decimal(value, where, name)
 
 
-def _moment(value: object, where: str, name: str, memo: Memo) -> object:
-    return f.instant(value, where, name, memo=memo[1])
+def _moment(value: object, where: str, name: str) -> object:
+    return f.instant(value, where, name)
 
 
-def _months(value: object, where: str, name: str, memo: Memo) -> object:
+def _months(value: object, where: str, name: str) -> object:
     if type(value) is not str or not value.isdigit() or not 1 <= int(value) <= MAX_TERM_MONTHS:
         raise f.bad(f"{where}.{name}", f"{value!r} is not a term in months")
     return value
 
 
-def _rank(value: object, where: str, name: str, memo: Memo) -> object:
+def _rank(value: object, where: str, name: str) -> object:
     if type(value) is not str or not value.isdigit() or not 0 <= int(value) <= 1000:
         raise f.bad(f"{where}.{name}", f"{value!r} is not a rank")
     return value
 
 
-def _name(value: object, where: str, name: str, memo: Memo) -> object:
+def _name(value: object, where: str, name: str) -> object:
     return f.text(value, where, name)
 
 
-def _names(value: object, where: str, name: str, memo: Memo) -> object:
+def _names(value: object, where: str, name: str) -> object:
     if type(value) is not str:
         raise f.bad(f"{where}.{name}", "expected comma-separated names")
     return value
 
 
-def _version(value: object, where: str, name: str, memo: Memo) -> object:
+def _version(value: object, where: str, name: str) -> object:
     if type(value) is not str or len(value) > 255:
         raise f.bad(f"{where}.{name}", "expected the catalog version's name, or an empty string")
     return value
 
 
-DETAILS: Mapping[str, Mapping[str, Callable[[object, str, str, Memo], object]]] = {
+DETAILS: Mapping[str, Mapping[str, Callable[[object, str, str], object]]] = {
     "purchase_trial": {
         "amount": _figure,
         "credits": _figure,
@@ -394,55 +384,60 @@ DETAILS: Mapping[str, Mapping[str, Callable[[object, str, str, Memo], object]]] 
 every figure a receipt, a past balance or past terms are rebuilt from is
 checked on load."""
 
+_STEPS = {
+    (e.trigger, source.value, e.dest.value): (
+        source,
+        e.dest,
+        frozenset(DETAILS[e.trigger]),
+        tuple(DETAILS[e.trigger].items()),
+    )
+    for e in EDGES
+    for source in e.sources
+}
+"""Each step the table allows, by the texts a history entry names it with:
+its states, and the details it records with their checks."""
 
-def parse_transition(
-    value: object,
-    field: str,
-    seq: int,
-    memo: dict[str, Decimal] | None = None,
-    times: dict[str, datetime] | None = None,
-) -> Transition:
+
+def parse_transition(value: object, field: str, seq: int) -> Transition:
     """A recorded history entry back into its ``Transition``, validated; ``seq`` is
     the number it must carry and ``field`` names it in errors."""
-    memo = {} if memo is None else memo
-    times = {} if times is None else times
     entry = f.mapping(value, field, _HISTORY_FIELDS)
     if type(entry["seq"]) is not int or entry["seq"] != seq:
         raise f.bad(f"{field}.seq", f"expected {seq}, got {entry['seq']!r}")
-    trigger = entry["trigger"]
-    source = f.state(entry["source"], field, "source")
-    dest = f.state(entry["dest"], field, "dest")
-    if type(trigger) is not str or _EDGES.get((trigger, source)) is not dest:
+    trigger, source, dest = entry["trigger"], entry["source"], entry["dest"]
+    step = (
+        _STEPS.get((trigger, source, dest))
+        if type(trigger) is str and type(source) is str and type(dest) is str
+        else None
+    )
+    if step is None:
+        source = f.state(source, field, "source")
+        dest = f.state(dest, field, "dest")
         raise f.bad(
             f"{field}.trigger", f"{trigger!r} does not lead from {source.value} to {dest.value}"
         )
     details = entry["details"]
     if type(details) is not dict and not isinstance(details, Mapping):
         raise f.bad(f"{field}.details", "expected an object of strings")
-    schema = DETAILS[trigger]
-    if details.keys() != schema.keys():
-        names = sorted(str(k) for k in set(details) ^ set(schema))
+    if details.keys() != step[2]:
+        names = sorted(str(k) for k in set(details) ^ step[2])
         raise f.bad(f"{field}.details.{names[0]}", "is missing or is not a detail of " + trigger)
-    memos, where = (memo, times), field + ".details"
-    for name, check in schema.items():
-        if check is _figure:
-            f.decimal(details[name], where, name)  # the usual detail, checked directly
-        else:
-            check(details[name], where, name, memos)
-    key = f.key(entry["key"], field, "key", optional=True)
-    if trigger in ARGUMENTS and key is None:
-        raise f.bad(f"{field}.key", f"{trigger} needs its caller key")
-    at = f.instant(entry["at"], field, "at", memo=times)
-    requested = f.instant(entry["requested_at"], field, "requested_at", optional=True, memo=times)
-    if requested is not None and requested >= at:
-        raise f.bad(f"{field}.requested_at", "must be earlier than at, or null when equal")
-    return Transition(seq, at, trigger, source, dest, key, details, requested or at)
-
-
-def _transition(
-    value: object, index: int, memo: dict[str, Decimal], times: dict[str, datetime]
-) -> Transition:
-    return parse_transition(value, f"history[{index}]", index + 1, memo, times)
+    where = field + ".details"
+    for name, check in step[3]:
+        check(details[name], where, name)
+    key = entry["key"]
+    if key is None:
+        if trigger in ARGUMENTS:
+            raise f.bad(f"{field}.key", f"{trigger} needs its caller key")
+    else:
+        key = f.key(key, field, "key")
+    at = f.instant(entry["at"], field, "at")
+    requested = entry["requested_at"]
+    if requested is not None:
+        requested = f.instant(requested, field, "requested_at")
+        if requested >= at:
+            raise f.bad(f"{field}.requested_at", "must be earlier than at, or null when equal")
+    return Transition(seq, at, trigger, step[0], step[1], key, details, requested or at)
 
 
 def _check_history(history: list[Transition], state: State, mark: datetime | None) -> None:
@@ -467,9 +462,7 @@ def _check_history(history: list[Transition], state: State, mark: datetime | Non
         raise f.bad("state", f"is {state.value} but the history ends in {current.value}")
 
 
-def _check_ledger_against_history(
-    ledger: Ledger, history: list[Transition], times: dict[str, datetime]
-) -> None:
+def _check_ledger_against_history(ledger: Ledger, history: list[Transition]) -> None:
     """The trial and the period the ledger holds are those the history last bought,
     on the terms it bought them."""
     trial = subscribe = None
@@ -486,7 +479,7 @@ def _check_ledger_against_history(
         d = trial.details
         bought_trial = (
             trial.at,
-            f.instant(d["trial_end"], "", memo=times),
+            f.instant(d["trial_end"], ""),
             f.decimal(d["amount"], ""),
             f.decimal(d["credits"], ""),
             d["excluded_features"],
@@ -511,7 +504,7 @@ def _check_ledger_against_history(
             f.decimal(d["credits"], ""),
             d["features"],
             subscribe.at,
-            f.instant(d["period_end"], "", memo=times),
+            f.instant(d["period_end"], ""),
         )
     edition = ledger.edition
     if (
@@ -538,9 +531,7 @@ def _check_ledger_against_history(
             )
 
 
-def parse_usage_row(
-    value: object, where: str, memo: dict[str, Decimal] | None = None
-) -> Settlement:
+def parse_usage_row(value: object, where: str) -> Settlement:
     """A record row back into its settlement, validated; ``where`` names it in errors."""
     row = value if type(value) is list else f.listed(value, where)
     if len(row) == len(USAGE_COLUMNS) - 1:
