@@ -230,13 +230,18 @@ class LockTimeout(StoreError):
     code = "store.lock_timeout"
     retryable = True
 
-    def __init__(self, customer_id: str | None, seconds: float) -> None:
+    def __init__(self, customer_id: str | None, seconds: float, *, database: bool = False) -> None:
         self.customer_id = customer_id
         self.seconds = seconds
-        what = f"customer {customer_id!r}" if customer_id is not None else "the database"
+        if customer_id is None:
+            what, waiting = "the database", ""
+        elif database:  # SQLite's lock is the file's: another customer's edit holds it
+            what, waiting = "the database", f" while customer {customer_id!r} waited"
+        else:
+            what, waiting = f"customer {customer_id!r}", ""
         super().__init__(
             f"{what} stayed locked by another transaction for more than {seconds:g} s "
-            "(lock_timeout); nothing was changed, try again"
+            f"(lock_timeout){waiting}; nothing was changed, try again"
         )
 
 

@@ -445,8 +445,10 @@ def translate(
     orig = getattr(error, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None)
     message = str(orig if orig is not None else error).lower()
-    if sqlstate == "55P03" or "database is locked" in message or "table is locked" in message:
+    if sqlstate == "55P03":  # PostgreSQL's lock_timeout: the customer's row
         return LockTimeout(customer_id, lock_timeout.total_seconds())
+    if "database is locked" in message or "table is locked" in message:
+        return LockTimeout(customer_id, lock_timeout.total_seconds(), database=True)
     if sqlstate == "25P02":
         return StoreMisuse(
             f"{operation}: the transaction was aborted by a statement that failed inside "

@@ -3,11 +3,13 @@ before anything is touched. On a SQLite file and on PostgreSQL."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +18,7 @@ import lifecycle as lc
 from lifecycle.store import SqlStore
 from tests.conftest import sh
 from tests.store.conftest import count, row_of
+from tests.store.facade import make_store
 
 D = Decimal
 
@@ -164,10 +167,38 @@ def test_a_lock_held_too_long_is_a_lock_timeout(
     with held_elsewhere(store, "c"), pytest.raises(lc.store.LockTimeout) as info:
         impatient.edit("c").__enter__()
     assert ("store.lock_timeout", True) == (info.value.code, info.value.retryable)
+    # PostgreSQL locks the customer's row; SQLite, the file
+    locked = "the database" if store.engine.url.get_backend_name() == "sqlite" else "customer 'c'"
+    assert str(info.value).startswith(f"{locked} stayed locked by another transaction")
     assert 0 == count(store, "lifecycle_usage_keys")
     with impatient.edit("c") as sub:
         sub.record_usage("media_processing", D(1), "u-1", at=sh(2026, 3, 2))
     assert 1 == count(store, "lifecycle_usage_keys")
+
+
+def test_sqlite_locked_by_another_program_names_the_database(tmp_path: Path, kind: str) -> None:
+    """Another program holding SQLite's write lock past lock_timeout: LockTimeout says
+    the database stayed locked (not the customer, whom nobody else was editing),
+    keeps the customer's id, and nothing is written; once it lets go, the edit works."""
+    url = f"sqlite:///{tmp_path / 'locked.db'}"
+    store = make_store(kind, url, lock_timeout=timedelta(milliseconds=200))
+    store.create_schema()
+    other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(lc.store.LockTimeout) as info, store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+    other.execute("ROLLBACK")
+    other.close()
+    assert "c" == info.value.customer_id
+    assert str(info.value).startswith(
+        "the database stayed locked by another transaction for more than 0.2 s "
+        "(lock_timeout) while customer 'c' waited"
+    )
+    assert store.load("c") is None
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+    assert store.load("c") is not None
+    store.close()
 
 
 def test_a_connection_without_a_transaction_is_refused(sync_store: SqlStore) -> None:
