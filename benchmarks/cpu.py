@@ -1,17 +1,21 @@
-"""The client's CPU per edit, in instructions: repeatable where seconds are not.
+"""The client's CPU per load and per edit, in instructions: repeatable where
+seconds are not.
 
-    python benchmarks/cpu.py [--edits N] [--pg-admin URL]
+    python benchmarks/cpu.py [--loads N] [--edits N] [--pg-admin URL]
     PYTHONPATH=/path/to/another/checkout python benchmarks/cpu.py   # its code
 
-Runs, under ``valgrind --tool=callgrind``, a process that makes ``N`` edits (one
-usage each) through ``SqlStore``, and one that makes none, and prints the
-difference per edit; the same for the baseline of ``benchmarks/store.py`` (a
-transaction updating one counter row on the store's engine). On a SQLite file
-and on a fresh PostgreSQL database. Instruction counts do not move with the
-machine's other work, so they compare two versions of the code run hours
-apart; they count this process only (not the PostgreSQL server, not the wait
-for the disk). On a machine whose cores are shared, this is what decides how
-well many workers scale: the edit's CPU beside the baseline's.
+Runs each measured process under ``valgrind --tool=callgrind``, and one doing
+none of the work, and prints the difference per operation. First
+``from_record`` of the record ``benchmarks/ops.py`` loads (a trial, an
+Enterprise period and an add-on: three history entries). Then a process that
+makes ``N`` edits (one usage each) through ``SqlStore``, and the baseline of
+``benchmarks/store.py`` (a transaction updating one counter row on the
+store's engine), on a SQLite file and on a fresh PostgreSQL database.
+Instruction counts do not move with the machine's other work, so they compare
+two versions of the code run hours apart; they count this process only (not
+the PostgreSQL server, not the wait for the disk). On a machine whose cores
+are shared, this is what decides how well many workers scale: the edit's CPU
+beside the baseline's.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from common import PG_ADMIN, fresh_postgresql
 
+import lifecycle as lc
 from lifecycle.store import SqlStore
 
 WARM_UP = 20
@@ -36,6 +41,14 @@ WARM_UP = 20
 
 def work(kind: str, url: str, count: int) -> None:
     """In the measured process: set up, warm up, then ``count`` of ``kind``."""
+    if kind == "load":
+        from ops import lived
+
+        catalog = lc.default_catalog()
+        record = lived(catalog, usages=0).to_record()
+        for _ in range(WARM_UP + count):
+            lc.Subscription.from_record(record, catalog=catalog)
+        return
     store = SqlStore(url)
     if kind == "edit":
         store.create_schema()
@@ -87,6 +100,7 @@ def measure(name: str, urls: list[str], count: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=100, help="operations measured")
+    parser.add_argument("--loads", type=int, default=2000, help="from_record calls measured")
     parser.add_argument("--pg-admin", default=PG_ADMIN, help="may create and drop a database")
     parser.add_argument("--work", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -97,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("benchmarks/cpu.py needs valgrind (Debian: apt-get install valgrind)")
         return 1
+    load = per_operation("load", "-", args.loads)
+    print(f"from_record (3 history entries) {load / 1e3:8.1f} k instructions", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         files = [f"sqlite:///{Path(folder) / name}" for name in ("edit.db", "update.db")]
         print("\n".join(measure("SQLite (file, WAL)", files, args.edits)), flush=True)
