@@ -421,6 +421,15 @@ class Prepared:
         self._results = [
             kind.dialect_impl(dialect).result_processor(dialect, None) for kind in results
         ]
+        # NOTE: whether rows come back is known from the statement (a text, such
+        # as SQLite's BEGIN, says nothing, so the cursor is asked): psycopg builds
+        # an object per column each time ``cursor.description`` is read, 3% of
+        # a PostgreSQL edit's CPU.
+        self._rows: bool | None = (
+            None
+            if isinstance(statement, sa.TextClause)
+            else isinstance(statement, sa.Select) or bool(compiled.effective_returning)
+        )
 
     def args(self, params: Mapping[str, Any]) -> Any:
         """``params`` as the driver takes them: a list, or a dict by name."""
@@ -436,10 +445,14 @@ class Prepared:
         raw = connection.connection
         cursor = None
         try:
-            cursor = raw.cursor()
+            cursor = _cursor(raw)
             cursor.execute(self.sql, args)
-            rows = list(cursor.fetchall()) if cursor.description else []
-        except self._dialect.loaded_dbapi.Error as error:
+            returned = self._rows if self._rows is not None else cursor.description
+            rows = list(cursor.fetchall()) if returned else []
+        except BaseException as error:
+            _drop_cursor(raw, cursor)
+            if not isinstance(error, self._dialect.loaded_dbapi.Error):
+                raise
             dropped = self._dialect.is_disconnect(error, raw.dbapi_connection, cursor)
             if dropped:
                 connection.invalidate(error)
@@ -450,13 +463,6 @@ class Prepared:
                 self._dialect.loaded_dbapi.Error,
                 connection_invalidated=dropped,
             ) from error
-        finally:
-            if cursor is not None:
-                # NOTE: the cursor of a connection just invalidated cannot close
-                # (pysqlite: "Cannot operate on a closed database"); it holds
-                # nothing, and that error must not replace the one raised above.
-                with contextlib.suppress(Exception):
-                    cursor.close()
         processors = self._results
         if not processors:
             return rows
@@ -465,6 +471,40 @@ class Prepared:
             + tuple(row[len(processors) :])
             for row in rows
         ]
+
+
+CURSOR = "lifecycle_cursor"
+"""In a pooled connection's ``info``: the driver's cursor ``Prepared`` runs its
+statements on, with the driver connection it belongs to."""
+
+
+def _cursor(raw: Any) -> Any:
+    """The cursor kept for the driver connection under ``raw``, or a new one.
+
+    NOTE: one cursor per connection, not one per statement: making a psycopg
+    cursor (and its adapters) was 2% of a PostgreSQL edit's CPU. Each statement
+    reads all its rows before the next, and a failed statement's cursor is
+    closed and forgotten (``_drop_cursor``); a connection the pool replaced
+    has a driver connection of its own, so its cursor is never one of the old.
+    """
+    driver = raw.dbapi_connection
+    kept = raw.info.get(CURSOR)
+    if kept is not None and kept[0] is driver:
+        return kept[1]
+    cursor = raw.cursor()
+    raw.info[CURSOR] = (driver, cursor)
+    return cursor
+
+
+def _drop_cursor(raw: Any, cursor: Any) -> None:
+    with contextlib.suppress(Exception):
+        raw.info.pop(CURSOR, None)
+    if cursor is not None:
+        # NOTE: the cursor of a connection just invalidated cannot close
+        # (pysqlite: "Cannot operate on a closed database"); it holds nothing,
+        # and that error must not replace the one being raised.
+        with contextlib.suppress(Exception):
+            cursor.close()
 
 
 class HotPath:
