@@ -268,3 +268,47 @@ def test_details_of_a_dict_keep_its_order_and_values() -> None:
     built = Details(given)
     assert list(given.items()) == list(built.items())
     assert list(built.items()) == list(Details(collections.OrderedDict(given)).items())
+
+
+def test_a_list_of_names_of_any_type_is_refused_by_name(catalog: lc.Catalog) -> None:
+    """Names of a type that cannot even be hashed are refused like any other."""
+
+    class Meta(type):
+        def __eq__(cls, other: object) -> bool:
+            return cls is other
+
+        __hash__ = None  # type: ignore[assignment]
+
+    class Odd(metaclass=Meta):
+        pass
+
+    record = _lived(catalog).to_record()
+    record["period"] = dict(record["period"], features=[Odd()])
+    with pytest.raises(lc.InvalidInput) as info:
+        lc.Subscription.from_record(record, catalog=catalog)
+    assert "period.features" == info.value.field
+
+
+def test_refused_records_leave_nothing_behind(catalog: lc.Catalog) -> None:
+    """What loading keeps (checked texts) is bounded in length as well as number:
+    records with long name lists and long timestamps, refused, hold no memory."""
+    import gc
+    import tracemalloc
+
+    record = _lived(catalog).to_record()
+    tracemalloc.start()
+    try:
+        for i in range(40):
+            names = sorted(f"{i:04d}-{j:04d}" + "x" * 1000 for j in range(100))
+            long_time = "2026-02-03T00:00:00." + "0" * 10_000 + f"{i}+00:00"
+            for bad in (
+                dict(record, period=dict(record["period"], features=names)),
+                dict(record, mark=long_time),
+            ):
+                with pytest.raises(lc.InvalidInput):
+                    lc.Subscription.from_record(bad, catalog=catalog)
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 1_000_000  # kept, it was 4 MB of names and 400 KB of timestamps

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from lifecycle.clock import FIRST_YEAR, LAST_YEAR
-from lifecycle.errors import InvalidInput
+from lifecycle.errors import InvalidInput, shown
 from lifecycle.inputs import MAX_KEY_LENGTH, identifier
 from lifecycle.money import parse
 from lifecycle.rules import BY_CODE
@@ -33,7 +33,7 @@ def text(value: object, where: str, name: str = "", *, optional: bool = False) -
         return value
     if value is None and optional:
         return None
-    raise bad(path(where, name), f"expected a non-empty string, got {value!r}")
+    raise bad(path(where, name), f"expected a non-empty string, got {shown(value)}")
 
 
 def key(value: object, where: str, name: str = "", *, optional: bool = False) -> Any:
@@ -47,12 +47,16 @@ def key(value: object, where: str, name: str = "", *, optional: bool = False) ->
     except InvalidInput:
         raise bad(
             path(where, name),
-            f"expected a key of 1 to {MAX_KEY_LENGTH} characters, got {value!r}",
+            f"expected a key of 1 to {MAX_KEY_LENGTH} characters, got {shown(value)}",
         ) from None
 
 
 KEPT = 4096
 """How many texts each memo below keeps checked (then it starts afresh)."""
+
+KEPT_LENGTH = 450
+"""The longest text a memo keeps: a record's own are far shorter, and a long one
+(valid or not) is checked each time rather than held by the process."""
 
 _INSTANTS: dict[str, datetime] = {}
 
@@ -67,25 +71,27 @@ def instant(value: object, where: str, name: str = "", *, optional: bool = False
     if type(value) is not str:
         if value is None and optional:
             return None
-        raise bad(path(where, name), f"expected an ISO 8601 timestamp, got {value!r}")
+        raise bad(path(where, name), f"expected an ISO 8601 timestamp, got {shown(value)}")
     parsed = _INSTANTS.get(value)
     if parsed is not None:
         return parsed
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise bad(path(where, name), f"{value!r} is not an ISO 8601 timestamp") from None
+        raise bad(path(where, name), f"{shown(value)} is not an ISO 8601 timestamp") from None
     if parsed.tzinfo is not UTC and parsed.utcoffset() is None:
-        raise bad(path(where, name), f"{value!r} is naive; records hold aware timestamps")
+        raise bad(path(where, name), f"{shown(value)} is naive; records hold aware timestamps")
     if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
-        raise bad(path(where, name), f"{value!r} is out of range")
+        raise bad(path(where, name), f"{shown(value)} is out of range")
     if parsed.tzinfo is not UTC:
         parsed = parsed.astimezone(UTC)
-    _keep(_INSTANTS, value, parsed)
+    _keep(_INSTANTS, value, parsed, len(value))
     return parsed
 
 
-def _keep(memo: dict[Any, Any], text: Any, value: Any) -> None:
+def _keep(memo: dict[Any, Any], text: Any, value: Any, length: int) -> None:
+    if length > KEPT_LENGTH:
+        return
     if len(memo) >= KEPT:
         memo.clear()
     memo[text] = value
@@ -104,17 +110,17 @@ def decimal(value: object, where: str, name: str = "", *, positive: bool = False
     ever taken for it; the Decimals are immutable and shared.
     """
     if type(value) is not str:
-        raise bad(path(where, name), f"expected a decimal string, got {value!r}")
+        raise bad(path(where, name), f"expected a decimal string, got {shown(value)}")
     number = _FIGURES.get(value)
     if number is None:
         number = parse(value)
         if number is None:
-            raise bad(path(where, name), f"{value!r} is not a decimal number")
+            raise bad(path(where, name), f"{shown(value)} is not a decimal number")
         if not number.is_finite() or number.is_signed() or not _recordable(number, value):
-            raise bad(path(where, name), f"{value!r} must be a finite non-negative number")
-        _keep(_FIGURES, value, number)
+            raise bad(path(where, name), f"{shown(value)} must be a finite non-negative number")
+        _keep(_FIGURES, value, number, len(value))
     if positive and not number:
-        raise bad(path(where, name), f"{value!r} must be a positive number")
+        raise bad(path(where, name), f"{shown(value)} must be a positive number")
     return number
 
 
@@ -135,7 +141,7 @@ def state(value: object, where: str, name: str = "") -> State:
     found = _STATES.get(value) if type(value) is str else None
     if found is None:
         known = ", ".join(_STATES)
-        raise bad(path(where, name), f"{value!r} is not a state; known: {known}")
+        raise bad(path(where, name), f"{shown(value)} is not a state; known: {known}")
     return found
 
 
@@ -148,7 +154,7 @@ def names(value: object, where: str, name: str) -> frozenset[str]:
     Kept by its names, checked to be exactly strings first (a ``str``
     subclass equal to a name is no name of a record), like ``decimal``'s.
     """
-    if type(value) is list and set(map(type, value)) <= _STR:
+    if type(value) is list and all(type(v) is str for v in value):
         kept = tuple(value)
         found = _NAMES.get(kept)
         if found is not None:
@@ -156,18 +162,15 @@ def names(value: object, where: str, name: str) -> frozenset[str]:
         if all(v and "," not in v for v in kept):
             found = frozenset(kept)
             if len(found) == len(kept) and value == sorted(value):
-                _keep(_NAMES, kept, found)
+                _keep(_NAMES, kept, found, sum(map(len, kept)) + len(kept))
                 return found
     raise bad(path(where, name), "expected a sorted list of distinct names")
-
-
-_STR = frozenset((str,))
 
 
 def rule(value: object, where: str) -> str | None:
     if value is None or (type(value) is str and value in BY_CODE):
         return value
-    raise bad(f"{where}.rule", f"{value!r} is not a rule code")
+    raise bad(f"{where}.rule", f"{shown(value)} is not a rule code")
 
 
 def listed(value: object, field: str) -> list[Any]:
