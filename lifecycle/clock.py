@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from lifecycle.errors import InvalidInput
+from lifecycle.errors import InvalidInput, shown
 
 Clock = Callable[[], datetime]
 
@@ -42,7 +42,7 @@ def read_clock(clock: Clock) -> datetime:
         reading = clock()
     except Exception as error:
         raise InvalidInput(
-            "clock", f"raised {error!r}; a clock takes no arguments and returns a datetime"
+            "clock", f"raised {shown(error)}; a clock takes no arguments and returns a datetime"
         ) from error
     return aware(reading, "clock")
 

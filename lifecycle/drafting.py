@@ -24,7 +24,7 @@ from lifecycle.catalog import (
     default_catalog,
 )
 from lifecycle.clock import LAST_YEAR, Clock, aware, read_clock, utc_now
-from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder, ReadOnly
+from lifecycle.errors import IdempotencyConflict, InvalidInput, OutOfOrder, ReadOnly, shown
 from lifecycle.history import ARGUMENTS, NO_HISTORY, History, MemoryHistory, Namespace
 from lifecycle.keys import UsageKeys
 from lifecycle.ledger import Ledger, due, edition_terms, trial_terms
@@ -301,5 +301,5 @@ def receipt_of(entry: Transition) -> Receipt:
 
 
 def call_text(operation: str, args: Mapping[str, str | None]) -> str:
-    shown = ", ".join(f"{name}={value!r}" for name, value in args.items() if value is not None)
-    return f"{operation}({shown})"
+    given = ", ".join(f"{name}={shown(value)}" for name, value in args.items() if value is not None)
+    return f"{operation}({given})"

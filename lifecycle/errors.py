@@ -8,6 +8,7 @@ thing the same way.
 from __future__ import annotations
 
 import re
+import reprlib
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,26 @@ class LifecycleError(Exception):
 
 _QUOTE = re.compile("['\"]")
 _INSIDE = {q: re.compile(rf"(?:[^{q}\\\n]|\\.)*+") for q in "'\""}
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel = 3
+_SHOWN.maxdict = _SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxset = 6
+_SHOWN.maxfrozenset = _SHOWN.maxdeque = _SHOWN.maxarray = 6
+_SHOWN.maxstring = _SHOWN.maxlong = _SHOWN.maxother = 1_000_000  # ``clipped`` cuts
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+
+
+def shown(value: object) -> str:
+    """``value`` as a message quotes it: ``repr``, but a container only a few levels
+    and items deep, so that a value nested past the recursion limit (or one
+    whose ``repr`` fails) is named, never raised from the error about it."""
+    if type(value) in _PLAIN:
+        return repr(value)
+    try:
+        return _SHOWN.repr(value)
+    except Exception:  # NOTE: a repr of the caller's own that fails
+        return f"<a {type(value).__name__}>"
 
 
 def clipped(text: str, limit: int = 2000) -> str:
@@ -167,7 +188,9 @@ class IdempotencyConflict(LifecycleError):
         self.key = key
         self.first = first
         self.now = now
-        super().__init__(f"key {key!r} was first used for {first}; it cannot be reused for {now}")
+        super().__init__(
+            f"key {shown(key)} was first used for {first}; it cannot be reused for {now}"
+        )
 
 
 class CatalogError(LifecycleError):
@@ -181,7 +204,7 @@ class CatalogError(LifecycleError):
         self.reason = problem
         self.source = source
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}catalog key {key!r}: {problem}")
+        super().__init__(f"{where}catalog key {shown(key)}: {problem}")
 
 
 class ReadOnly(LifecycleError):
@@ -236,9 +259,9 @@ class LockTimeout(StoreError):
         if customer_id is None:
             what, waiting = "the database", ""
         elif database:  # SQLite's lock is the file's: another customer's edit holds it
-            what, waiting = "the database", f" while customer {customer_id!r} waited"
+            what, waiting = "the database", f" while customer {shown(customer_id)} waited"
         else:
-            what, waiting = f"customer {customer_id!r}", ""
+            what, waiting = f"customer {shown(customer_id)}", ""
         super().__init__(
             f"{what} stayed locked by another transaction for more than {seconds:g} s "
             f"(lock_timeout){waiting}; nothing was changed, try again"
@@ -253,7 +276,8 @@ class UnknownCustomer(StoreError):
     def __init__(self, customer_id: str) -> None:
         self.customer_id = customer_id
         super().__init__(
-            f"the store holds no customer {customer_id!r}; edit(..., create=True) starts a new one"
+            f"the store holds no customer {shown(customer_id)}; "
+            "edit(..., create=True) starts a new one"
         )
 
 

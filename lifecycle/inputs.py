@@ -11,7 +11,7 @@ import math
 import unicodedata
 from decimal import Decimal
 
-from lifecycle.errors import InvalidInput
+from lifecycle.errors import InvalidInput, shown
 from lifecycle.money import in_range, parse, text
 
 MAX_KEY_LENGTH = 255
@@ -24,7 +24,7 @@ def identifier(value: object, field: str, code: str = "input.bad_key") -> str:
     if type(value) is str and value.isprintable() and value.strip() and len(value) <= 255:
         return value  # the usual case, checked at once
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(field, f"expected a non-blank string, got {value!r}", code=code)
+        raise InvalidInput(field, f"expected a non-blank string, got {shown(value)}", code=code)
     if len(value) > MAX_KEY_LENGTH:
         raise InvalidInput(
             field,
@@ -37,7 +37,7 @@ def identifier(value: object, field: str, code: str = "input.bad_key") -> str:
             what = "control character" if kind == "Cc" else "unpaired surrogate"
             raise InvalidInput(
                 field,
-                f"holds the {what} {char!r} at position {index}; ids and keys hold text "
+                f"holds the {what} {shown(char)} at position {index}; ids and keys hold text "
                 "a database can store, with no control characters",
                 code=code,
             )
@@ -54,12 +54,12 @@ def number(value: object, field: str, code: str) -> Decimal:
     if isinstance(value, Decimal):
         parsed = value
     elif isinstance(value, bool):
-        raise InvalidInput(field, f"expected a number, got {value!r}", code=code)
+        raise InvalidInput(field, f"expected a number, got {shown(value)}", code=code)
     elif isinstance(value, int):
         parsed = Decimal(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidInput(field, f"{value!r} is not a finite number", code=code)
+            raise InvalidInput(field, f"{shown(value)} is not a finite number", code=code)
         # NOTE: the shortest repr, so 0.1 means Decimal("0.1"), not its binary value.
         parsed = Decimal(repr(value))
     elif isinstance(value, str):
@@ -67,13 +67,13 @@ def number(value: object, field: str, code: str) -> Decimal:
     else:
         raise InvalidInput(field, f"expected a Decimal, got {type(value).__name__}", code=code)
     if parsed is None:
-        raise InvalidInput(field, f"{value!r} is not a number", code=code)
+        raise InvalidInput(field, f"{shown(value)} is not a number", code=code)
     if not parsed.is_finite():
-        raise InvalidInput(field, f"{value!r} is not a finite number", code=code)
+        raise InvalidInput(field, f"{shown(value)} is not a finite number", code=code)
     if not in_range(parsed):
         raise InvalidInput(
             field,
-            f"{value!r} is out of range (at most 60 characters, from 1E-50 to below 1E+31)",
+            f"{shown(value)} is out of range (at most 60 characters, from 1E-50 to below 1E+31)",
             code=code,
         )
     return parsed
@@ -85,7 +85,7 @@ def quantity(value: object) -> Decimal:
     parsed = number(value, "quantity", "input.bad_quantity")
     if parsed <= 0:
         raise InvalidInput(
-            "quantity", f"must be positive, got {value!r}", code="input.bad_quantity"
+            "quantity", f"must be positive, got {shown(value)}", code="input.bad_quantity"
         )
     return parsed
 
@@ -99,7 +99,7 @@ def discount(value: object) -> str | None:
     parsed = number(value, "discount", "input.bad_discount")
     if parsed < 0:
         raise InvalidInput(
-            "discount", f"must not be negative, got {value!r}", code="input.bad_discount"
+            "discount", f"must not be negative, got {shown(value)}", code="input.bad_discount"
         )
     return None if parsed == 0 else text(parsed)
 
@@ -108,7 +108,7 @@ def term(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(
             "term_months",
-            f"expected a whole number of months, got {value!r}",
+            f"expected a whole number of months, got {shown(value)}",
             code="input.bad_term",
         )
     if not 1 <= value <= MAX_TERM_MONTHS:

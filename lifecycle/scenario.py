@@ -32,7 +32,7 @@ import attrs
 
 from lifecycle.catalog import AnyCatalog, default_catalog, load_catalog
 from lifecycle.clock import aware
-from lifecycle.errors import CatalogError, LifecycleError, RuleViolation
+from lifecycle.errors import CatalogError, LifecycleError, RuleViolation, shown
 from lifecycle.states import State
 from lifecycle.subscription import Subscription
 from lifecycle.values import Decision, Receipt, Settlement
@@ -147,7 +147,7 @@ def load(path: str | os.PathLike[str], catalog: str | os.PathLike[str] | None = 
         raise ScenarioError(source, f"not valid TOML: {error}") from None
     unknown = sorted(set(data) - {"customer", "catalog", "steps", "description"})
     if unknown:
-        raise ScenarioError(source, f"unknown key {unknown[0]!r}")
+        raise ScenarioError(source, f"unknown key {shown(unknown[0])}")
     customer = data.get("customer")
     if not isinstance(customer, str) or not customer.strip():
         raise ScenarioError(source, "`customer` must name the customer")
@@ -180,7 +180,7 @@ def _step(source: str, number: int, entry: object, catalog: AnyCatalog) -> Step:
         raise fail("expected a table")
     op = entry.get("op")
     if not isinstance(op, str) or op not in ARGUMENTS:
-        raise fail(f"`op` must be one of {', '.join(ARGUMENTS)}, got {op!r}")
+        raise fail(f"`op` must be one of {', '.join(ARGUMENTS)}, got {shown(op)}")
     required, optional = ARGUMENTS[op]
     args = {k: v for k, v in entry.items() if k not in ("at", "op", "expect", "note")}
     for name in required:
@@ -191,7 +191,7 @@ def _step(source: str, number: int, entry: object, catalog: AnyCatalog) -> Step:
             raise fail(f"{op} takes no `{name}`")
     if op == "read":
         if args["what"] not in READS:
-            raise fail(f"`what` must be one of {', '.join(READS)}, got {args['what']!r}")
+            raise fail(f"`what` must be one of {', '.join(READS)}, got {shown(args['what'])}")
         if (args["what"] == "authorize") != ("feature" in args):
             raise fail("a read of `authorize` needs `feature`, and only it")
     expect = entry.get("expect", {})
@@ -205,7 +205,7 @@ def _step(source: str, number: int, entry: object, catalog: AnyCatalog) -> Step:
             try:
                 Decimal(str(value))
             except InvalidOperation:
-                raise fail(f"expect.{name} = {value!r} is not a number") from None
+                raise fail(f"expect.{name} = {shown(value)} is not a number") from None
     if "at" not in entry:
         raise fail("needs `at`")
     note = entry.get("note", "")
@@ -219,11 +219,11 @@ def _time(value: object, catalog: AnyCatalog, fail: Callable[[str], ScenarioErro
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            raise fail(f"`at` = {value!r} is not an ISO 8601 time") from None
+            raise fail(f"`at` = {shown(value)} is not an ISO 8601 time") from None
     if isinstance(value, date) and not isinstance(value, datetime):
         value = datetime.combine(value, time())
     if not isinstance(value, datetime):
-        raise fail(f"`at` must be a time, got {value!r}")
+        raise fail(f"`at` must be a time, got {shown(value)}")
     if value.utcoffset() is None:
         value = value.replace(tzinfo=catalog.zone)  # a local time in the catalog's zone
     try:

@@ -26,7 +26,7 @@ from lifecycle.catalog import (
 )
 from lifecycle.clock import Clock, add_months, aware, utc_now
 from lifecycle.drafting import Draft, Machinery, catalog_and_clock, ending, receipt_of
-from lifecycle.errors import IdempotencyConflict, OutOfOrder, ReadOnly
+from lifecycle.errors import IdempotencyConflict, OutOfOrder, ReadOnly, shown
 from lifecycle.history import NO_HISTORY, History, MemoryHistory
 from lifecycle.keys import NO_KEYS, MemoryKeys, UsageKeys
 from lifecycle.ledger import (
@@ -123,7 +123,7 @@ class Subscription(Machinery):
         return twin
 
     def __repr__(self) -> str:
-        return f"<Subscription {self.customer_id!r} {self._state.value} mark={self._mark}>"
+        return f"<Subscription {shown(self.customer_id)} {self._state.value} mark={self._mark}>"
 
     # --- reads: pure, as of the clock's now (or ``at``) ----------------------
     #
@@ -440,8 +440,8 @@ class Subscription(Machinery):
                 return attrs.evolve(first, replayed=True)
             raise IdempotencyConflict(
                 key,
-                f"record_usage({first.meter!r}, {first.quantity})",
-                f"record_usage({name!r}, {amount})",
+                f"record_usage({shown(first.meter)}, {first.quantity})",
+                f"record_usage({shown(name)}, {amount})",
             )
         when = self._effective("record_usage", requested)
         state, ledger = self._state, self._ledger

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
+from lifecycle.errors import shown
 from lifecycle.money import text
 from lifecycle.record import fields as f
 from lifecycle.values import Decision, Receipt, Settlement, Transition
@@ -82,7 +83,7 @@ def _fields(data: object, kind: str, names: tuple[str, ...]) -> Mapping[str, Any
 def _flag(value: object, where: str) -> bool:
     if type(value) is bool:
         return value
-    raise f.bad(where, f"expected true or false, got {value!r}")
+    raise f.bad(where, f"expected true or false, got {shown(value)}")
 
 
 RECEIPT = ("operation", "key", "at", "requested_at", "amount", "state", "forfeited", "replayed")
@@ -91,7 +92,7 @@ RECEIPT = ("operation", "key", "at", "requested_at", "amount", "state", "forfeit
 def receipt_from(data: object) -> Receipt:
     d = _fields(data, "receipt", RECEIPT)
     if d["operation"] not in ("purchase_trial", "subscribe", "buy_addon", "unsubscribe"):
-        raise f.bad("receipt.operation", f"{d['operation']!r} is not a keyed operation")
+        raise f.bad("receipt.operation", f"{shown(d['operation'])} is not a keyed operation")
     return Receipt(
         d["operation"],
         f.key(d["key"], "receipt", "key"),
@@ -152,7 +153,7 @@ def settlement_from(data: object) -> Settlement:
 def decision_from(data: object) -> Decision:
     d = _fields(data, "decision", ("allowed", "billing", "rule"))
     if d["billing"] not in ("credits", "payg", "included", "denied"):
-        raise f.bad("decision.billing", f"{d['billing']!r} is not a way of billing")
+        raise f.bad("decision.billing", f"{shown(d['billing'])} is not a way of billing")
     return Decision(
         _flag(d["allowed"], "decision.allowed"), d["billing"], f.rule(d["rule"], "decision")
     )
@@ -168,7 +169,7 @@ def transition_from(data: object) -> Transition:
 
     seq = d["seq"]
     if type(seq) is not int or seq < 1:
-        raise f.bad("transition.seq", f"expected a whole number from 1, got {seq!r}")
+        raise f.bad("transition.seq", f"expected a whole number from 1, got {shown(seq)}")
     requested = d["requested_at"]
     entry = {**d, "requested_at": None if requested == d["at"] else requested}
     return parse_transition(entry, "transition", seq)

@@ -178,3 +178,66 @@ def test_corrupt_catalogs_raise_catalog_error_and_nothing_else(data: dict[str, A
 def test_lives_round_trip(record: dict[str, Any]) -> None:
     """The uncorrupted records the corruptions start from are valid."""
     assert record == lc.Subscription.from_record(record).to_record()
+
+
+def _nested(depth: int = 100_000) -> list[Any]:
+    """A list nested far past the recursion limit: its plain ``repr`` raises."""
+    outer: list[Any] = []
+    inner = outer
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return outer
+
+
+DEEP = _nested()
+
+
+def _with(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(data)
+    *parents, last = path
+    node = data
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return data
+
+
+@pytest.mark.parametrize("path", _paths(LIVES[0]), ids=str)
+def test_a_value_nested_past_the_recursion_limit_is_invalid_input(path: tuple[Any, ...]) -> None:
+    """Anywhere in a record, a value nested deeper than Python can print is refused by
+    name, like any other wrong value: the error quotes it a few levels deep."""
+    with pytest.raises(lc.InvalidInput) as info:
+        lc.Subscription.from_record(_with(LIVES[0], path, DEEP))
+    assert info.value.code.startswith("record.")
+    assert len(str(info.value)) < 2100
+
+
+@pytest.mark.parametrize("path", _paths(CATALOG), ids=str)
+def test_a_catalog_value_nested_past_the_recursion_limit_is_a_catalog_error(
+    path: tuple[Any, ...],
+) -> None:
+    with pytest.raises(lc.CatalogError):
+        lc.Catalog.from_dict(_with(CATALOG, path, DEEP))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda sub: lc.Subscription.new(DEEP),
+        lambda sub: sub.subscribe("basic", order_id=DEEP, at=sh(2026, 3, 1)),
+        lambda sub: sub.subscribe("basic", order_id="o", term_months=DEEP, at=sh(2026, 3, 1)),
+        lambda sub: sub.record_usage("media_processing", D(1), DEEP, at=sh(2026, 3, 2)),
+        lambda sub: sub.unsubscribe(request_id=DEEP, at=sh(2026, 3, 2)),
+        lambda sub: lc.Transition.from_dict({**sub.history[0].to_dict(), "trigger": DEEP}),
+    ],
+)
+def test_an_argument_nested_past_the_recursion_limit_is_invalid_input(call: Any) -> None:
+    """An operation's argument nested deeper than Python can print: InvalidInput,
+    nothing changed."""
+    sub = lc.Subscription.new("c")
+    sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
+    before = sub.to_record()
+    with pytest.raises(lc.InvalidInput):
+        call(sub)
+    assert before == sub.to_record()

@@ -17,6 +17,7 @@ import attrs
 
 from lifecycle.catalog.model import Catalog
 from lifecycle.catalog.versions import SHARED
+from lifecycle.errors import shown
 from lifecycle.money import MONEY
 
 
@@ -112,7 +113,7 @@ def diff(old: Catalog, new: Catalog) -> list[Change]:
     usage = f"everyone's usage from {at}"
     changes = [
         Change(
-            f"{name}: {getattr(old, name)!r} → {getattr(new, name)!r}",
+            f"{name}: {shown(getattr(old, name))} → {shown(getattr(new, name))}",
             "not allowed between versions: versions share their currency, time zone, "
             "idempotency window and late-arrival allowance",
             allowed=False,

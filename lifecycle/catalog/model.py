@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from lifecycle.errors import InvalidInput
+from lifecycle.errors import InvalidInput, shown
 from lifecycle.money import MONEY
 
 
@@ -195,7 +195,7 @@ class Catalog:
             return name
         raise InvalidInput(
             "feature",
-            f"{name!r} is not in {self.named}; known: {', '.join(sorted(self.features))}",
+            f"{shown(name)} is not in {self.named}; known: {', '.join(sorted(self.features))}",
             code="catalog.unknown_feature",
         )
 
@@ -211,7 +211,7 @@ class Catalog:
             return table[name]
         raise InvalidInput(
             field,
-            f"{name!r} is not in {self.named}; known: {', '.join(sorted(table))}",
+            f"{shown(name)} is not in {self.named}; known: {', '.join(sorted(table))}",
             code=code,
         )
 

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from lifecycle.catalog.model import AddonPackage, Catalog, Edition, Meter, TrialPackage
 from lifecycle.catalog.versions import CatalogVersions
 from lifecycle.clock import FIRST_YEAR, LAST_YEAR
-from lifecycle.errors import CatalogError
+from lifecycle.errors import CatalogError, shown
 from lifecycle.money import in_range
 
 
@@ -93,13 +93,13 @@ class _Reader:
     def text(self, name: str, default: Any = ...) -> str:
         value = self.get(name, default)
         if not isinstance(value, str) or not value.strip():
-            self.fail(name, f"expected a non-empty string, got {value!r}")
+            self.fail(name, f"expected a non-empty string, got {shown(value)}")
         return str(value)
 
     def integer(self, name: str, default: Any = ..., *, minimum: int, maximum: int) -> int:
         value = self.get(name, default)
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(name, f"expected an integer, got {value!r}")
+            self.fail(name, f"expected an integer, got {shown(value)}")
         if not minimum <= value <= maximum:
             self.fail(name, f"must be from {minimum} to {maximum}, got {value}")
         return int(value)
@@ -109,31 +109,33 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             self.fail(
                 name,
-                f'expected a decimal string such as "20.00", got {value!r} '
+                f'expected a decimal string such as "20.00", got {shown(value)} '
                 "(floats are not exact enough for money)",
             )
         try:
             number = Decimal(value)
         except InvalidOperation:
-            self.fail(name, f"{value!r} is not a decimal number")
+            self.fail(name, f"{shown(value)} is not a decimal number")
         if not number.is_finite():
-            self.fail(name, f"{value!r} is not a finite number")
+            self.fail(name, f"{shown(value)} is not a finite number")
         if not in_range(number):
-            self.fail(name, f"{value!r} is out of range (at most 60 characters, below 1E+31)")
+            self.fail(name, f"{shown(value)} is out of range (at most 60 characters, below 1E+31)")
         if number < 0 or (positive and number == 0):
-            self.fail(name, f"must be {'positive' if positive else 'zero or more'}, got {value!r}")
+            self.fail(
+                name, f"must be {'positive' if positive else 'zero or more'}, got {shown(value)}"
+            )
         return number
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self.get(name, default)
         if not isinstance(value, bool):
-            self.fail(name, f"expected true or false, got {value!r}")
+            self.fail(name, f"expected true or false, got {shown(value)}")
         return bool(value)
 
     def names(self, name: str, default: Any = ...) -> list[str]:
         value = self.get(name, default)
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.fail(name, f"expected a list of names, got {value!r}")
+            self.fail(name, f"expected a list of names, got {shown(value)}")
         if len(set(value)) != len(value):
             self.fail(name, "lists a name twice")
         return list(value)
@@ -161,10 +163,10 @@ def parse(data: Mapping[str, Any], source: str | None) -> Catalog:
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        root.fail("timezone", f"{timezone!r} is not a known IANA time zone")
+        root.fail("timezone", f"{shown(timezone)} is not a known IANA time zone")
     version = root.get("version", None)
     if version is not None and (not isinstance(version, str) or not version.strip()):
-        root.fail("version", f"expected a non-empty string, got {version!r}")
+        root.fail("version", f"expected a non-empty string, got {shown(version)}")
     effective_from = _instant(root, "effective_from", zone)
     window = root.integer("idempotency_window_days", 7, minimum=1, maximum=3660)
     late = root.integer("late_arrival_minutes", 60, minimum=0, maximum=3660 * 24 * 60)
@@ -180,7 +182,7 @@ def parse(data: Mapping[str, Any], source: str | None) -> Catalog:
     for name, entry in root.table("editions").items():
         rank = entry.integer("rank", minimum=0, maximum=1000)
         if rank in ranks:
-            entry.fail("rank", f"{rank} is also the rank of {ranks[rank]!r}")
+            entry.fail("rank", f"{rank} is also the rank of {shown(ranks[rank])}")
         ranks[rank] = name
         editions[name] = Edition(
             name=name,
@@ -227,7 +229,7 @@ def parse(data: Mapping[str, Any], source: str | None) -> Catalog:
         if min_edition is not None and (
             not isinstance(min_edition, str) or min_edition not in editions
         ):
-            entry.fail("min_edition", f"{min_edition!r} names no edition")
+            entry.fail("min_edition", f"{shown(min_edition)} names no edition")
         meters[name] = Meter(
             name=name,
             feature=feature,
@@ -264,7 +266,9 @@ def _instant(root: _Reader, name: str, zone: ZoneInfo) -> datetime | None:
     if isinstance(value, date) and not isinstance(value, datetime):
         value = datetime.combine(value, time(0))
     if not isinstance(value, datetime):
-        root.fail(name, f"expected a TOML date-time such as 2026-07-01T00:00:00, got {value!r}")
+        root.fail(
+            name, f"expected a TOML date-time such as 2026-07-01T00:00:00, got {shown(value)}"
+        )
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
     if not FIRST_YEAR <= value.year <= LAST_YEAR:
@@ -278,7 +282,7 @@ def _known(
     values = list(values)
     for value in values:
         if value not in features:
-            reader.fail(name, f"{value!r} is not a feature of any edition")
+            reader.fail(name, f"{shown(value)} is not a feature of any edition")
     return values
 
 
@@ -294,6 +298,6 @@ def _same_terms_per_feature(root: _Reader, meters: Iterable[Meter]) -> None:
         ):
             root.fail(
                 f"meters.{meter.name}",
-                f"bills feature {meter.feature!r} differently from meters.{other.name} "
+                f"bills feature {shown(meter.feature)} differently from meters.{other.name} "
                 "(min_edition / payg_without_subscription must agree)",
             )

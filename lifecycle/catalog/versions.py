@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from lifecycle.catalog.model import Catalog
-from lifecycle.errors import CatalogError
+from lifecycle.errors import CatalogError, shown
 
 SHARED = ("currency", "timezone", "idempotency_window_days", "late_arrival_minutes")
 """What every version must agree on."""
@@ -54,15 +54,15 @@ class CatalogVersions:
                 if getattr(catalog, name) != getattr(first, name):
                     raise CatalogError(
                         name,
-                        f"is {getattr(catalog, name)!r} in version {catalog.version} but "
-                        f"{getattr(first, name)!r} in version {first.version}: versions "
+                        f"is {shown(getattr(catalog, name))} in version {catalog.version} but "
+                        f"{shown(getattr(first, name))} in version {first.version}: versions "
                         "share their currency, time zone, window and allowance",
                         source=catalog.source,
                     )
         for before, after in itertools.pairwise(chosen):
             if before.version == after.version:
                 raise CatalogError(
-                    "version", f"{after.version!r} names two versions", source=after.source
+                    "version", f"{shown(after.version)} names two versions", source=after.source
                 )
             if before.effective_from == after.effective_from:
                 raise CatalogError(

@@ -17,7 +17,7 @@ from lifecycle import diagrams
 from lifecycle.catalog import AnyCatalog, default_catalog, load_catalog
 from lifecycle.cli.app import cli, console
 from lifecycle.cli.worker import sync_url
-from lifecycle.errors import LifecycleError
+from lifecycle.errors import LifecycleError, shown
 from lifecycle.journey import Journey, journey, overlay
 from lifecycle.states import EDGES
 from lifecycle.subscription import Subscription
@@ -120,7 +120,7 @@ def _stored(url: str, customer: str, catalog: AnyCatalog) -> Subscription:
     try:
         snapshot = store.load(customer)
         if snapshot is None:
-            raise _BadInput(f"no customer {customer!r} in {store}")
+            raise _BadInput(f"no customer {shown(customer)} in {store}")
         return Subscription.from_record(snapshot.to_record(), catalog=catalog)
     finally:
         store.close()
@@ -132,7 +132,7 @@ def _instant(text: str | None, catalog: AnyCatalog) -> datetime:
     try:
         found = datetime.fromisoformat(text)
     except ValueError:
-        raise _BadInput(f"--at: {text!r} is not an ISO 8601 time") from None
+        raise _BadInput(f"--at: {shown(text)} is not an ISO 8601 time") from None
     return found if found.tzinfo is not None else found.replace(tzinfo=catalog.zone)
 
 

@@ -24,7 +24,7 @@ import click
 import sqlalchemy as sa
 
 from lifecycle.cli.app import cli
-from lifecycle.errors import LifecycleError
+from lifecycle.errors import LifecycleError, shown
 
 log = logging.getLogger("lifecycle.worker")
 
@@ -48,7 +48,7 @@ def every(text: str) -> timedelta:
     """``30s``, ``5m``, ``1h``, ``500ms``: how long a worker waits between rounds."""
     found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*", text)
     if not found or float(found.group(1)) <= 0:
-        raise click.BadParameter(f"{text!r}: expected a duration such as 30s, 5m, 1h or 500ms")
+        raise click.BadParameter(f"{shown(text)}: expected a duration such as 30s, 5m, 1h or 500ms")
     return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
 
 
@@ -56,14 +56,14 @@ def load_handler(spec: str) -> Callable[[Any], object]:
     """``package.module:function``, imported."""
     module_name, _, name = spec.partition(":")
     if not module_name or not name:
-        raise click.BadParameter(f"{spec!r}: expected package.module:function")
+        raise click.BadParameter(f"{shown(spec)}: expected package.module:function")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise click.BadParameter(f"{spec!r}: cannot import {module_name}: {error}") from None
+        raise click.BadParameter(f"{shown(spec)}: cannot import {module_name}: {error}") from None
     handler = getattr(module, name, None)
     if not callable(handler):
-        raise click.BadParameter(f"{spec!r}: {module_name} has no function {name}")
+        raise click.BadParameter(f"{shown(spec)}: {module_name} has no function {name}")
     return handler  # type: ignore[no-any-return]
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from lifecycle.catalog import AnyCatalog, Edition, TrialPackage
 from lifecycle.clock import Clock
-from lifecycle.errors import InvalidInput
+from lifecycle.errors import InvalidInput, shown
 from lifecycle.history import ARGUMENTS, NO_HISTORY, History, MemoryHistory, namespace
 from lifecycle.inputs import MAX_TERM_MONTHS
 from lifecycle.keys import MemoryKeys
@@ -179,7 +179,7 @@ def load(
     elif isinstance(record, Mapping) and not (type(version) is int and version == SCHEMA_VERSION):
         raise InvalidInput(
             "schema_version",
-            f"{version!r} is not a supported schema version "
+            f"{shown(version)} is not a supported schema version "
             f"(this library reads versions 1 and {SCHEMA_VERSION})",
             code="record.unsupported_version",
         )
@@ -320,13 +320,13 @@ def _moment(value: object, where: str, name: str) -> object:
 
 def _months(value: object, where: str, name: str) -> object:
     if type(value) is not str or not value.isdigit() or not 1 <= int(value) <= MAX_TERM_MONTHS:
-        raise f.bad(f"{where}.{name}", f"{value!r} is not a term in months")
+        raise f.bad(f"{where}.{name}", f"{shown(value)} is not a term in months")
     return value
 
 
 def _rank(value: object, where: str, name: str) -> object:
     if type(value) is not str or not value.isdigit() or not 0 <= int(value) <= 1000:
-        raise f.bad(f"{where}.{name}", f"{value!r} is not a rank")
+        raise f.bad(f"{where}.{name}", f"{shown(value)} is not a rank")
     return value
 
 
@@ -403,7 +403,7 @@ def parse_transition(value: object, field: str, seq: int) -> Transition:
     the number it must carry and ``field`` names it in errors."""
     entry = f.mapping(value, field, _HISTORY_FIELDS)
     if type(entry["seq"]) is not int or entry["seq"] != seq:
-        raise f.bad(f"{field}.seq", f"expected {seq}, got {entry['seq']!r}")
+        raise f.bad(f"{field}.seq", f"expected {seq}, got {shown(entry['seq'])}")
     trigger, source, dest = entry["trigger"], entry["source"], entry["dest"]
     step = (
         _STEPS.get((trigger, source, dest))
@@ -414,7 +414,8 @@ def parse_transition(value: object, field: str, seq: int) -> Transition:
         source = f.state(source, field, "source")
         dest = f.state(dest, field, "dest")
         raise f.bad(
-            f"{field}.trigger", f"{trigger!r} does not lead from {source.value} to {dest.value}"
+            f"{field}.trigger",
+            f"{shown(trigger)} does not lead from {source.value} to {dest.value}",
         )
     details = entry["details"]
     if type(details) is not dict and not isinstance(details, Mapping):
@@ -455,7 +456,7 @@ def _check_history(history: list[Transition], state: State, mark: datetime | Non
         space = namespace(entry.trigger)
         if space is not None and entry.key is not None:
             if (space, entry.key) in seen:
-                raise f.bad(f"history[{index}].key", f"{entry.key!r} is used twice")
+                raise f.bad(f"history[{index}].key", f"{shown(entry.key)} is used twice")
             seen.add((space, entry.key))
         current, previous = entry.dest, entry.at
     if current is not state:
@@ -575,7 +576,7 @@ def _check_usage(usage: list[Settlement], mark: datetime | None) -> None:
     previous = None
     for index, settlement in enumerate(usage):
         if settlement.usage_id in seen:
-            raise f.bad(f"usage[{index}].usage_id", f"{settlement.usage_id!r} appears twice")
+            raise f.bad(f"usage[{index}].usage_id", f"{shown(settlement.usage_id)} appears twice")
         seen.add(settlement.usage_id)
         if previous is not None and settlement.at < previous:
             raise f.bad(f"usage[{index}].at", "is earlier than the usage before it")

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from lifecycle.catalog import AnyCatalog, Catalog
-from lifecycle.errors import InvalidInput
+from lifecycle.errors import InvalidInput, shown
 from lifecycle.ledger import joined
 
 V1_FIELDS = frozenset(
@@ -99,7 +99,7 @@ def _entry(entry: object, index: int, catalog: AnyCatalog) -> object:
         if edition is None:
             raise _bad(
                 f"history[{index}].details.edition",
-                f"{name!r} is not an edition of this catalog; a record of schema "
+                f"{shown(name)} is not an edition of this catalog; a record of schema "
                 "version 1 takes the terms of the catalog it is loaded with",
             )
         details["rank"] = str(edition.rank)
@@ -147,7 +147,7 @@ def _period(
     if edition is None:
         raise _bad(
             "edition",
-            f"{name!r} is not an edition of this catalog; a record of schema version 1 "
+            f"{shown(name)} is not an edition of this catalog; a record of schema version 1 "
             "takes the terms of the catalog it is loaded with",
         )
     details = bought["details"] if bought is not None else {}

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from lifecycle import inputs
 from lifecycle.catalog import AnyCatalog, Catalog, CatalogVersions, default_catalog
 from lifecycle.clock import Clock, read_clock, utc_now
-from lifecycle.errors import InvalidInput, StoreMisuse
+from lifecycle.errors import InvalidInput, StoreMisuse, shown
 from lifecycle.store import core, sql
 from lifecycle.store.plans import Low
 
@@ -69,9 +69,11 @@ def _options(
         raise InvalidInput("clock", "expected a zero-argument callable")
     for name, value in (("lock_timeout", lock_timeout), ("outbox_retention", outbox_retention)):
         if not isinstance(value, timedelta) or value <= timedelta(0):
-            raise InvalidInput(name, f"expected a positive timedelta, got {value!r}")
+            raise InvalidInput(name, f"expected a positive timedelta, got {shown(value)}")
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise InvalidInput("max_attempts", f"expected a whole number from 1, got {max_attempts!r}")
+        raise InvalidInput(
+            "max_attempts", f"expected a whole number from 1, got {shown(max_attempts)}"
+        )
     return catalog, clock
 
 
@@ -83,7 +85,7 @@ def make_url(url: str | sa.URL, drivers: dict[str, tuple[str, ...]]) -> sa.URL:
         raise InvalidInput("url", f"not a database URL: {error}") from None
     backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
     if backend not in drivers:
-        raise InvalidInput("url", f"{backend!r}: the store runs on SQLite or PostgreSQL")
+        raise InvalidInput("url", f"{shown(backend)}: the store runs on SQLite or PostgreSQL")
     if driver not in drivers[backend]:
         known = ", ".join(f"{backend}+{name}" for name in drivers[backend])
         raise InvalidInput("url", f"{backend}+{driver}: this store runs on {known}")
@@ -167,7 +169,7 @@ def _keepalives(url: sa.URL, connect_args: dict[str, Any]) -> dict[str, int]:
         text = str(given).strip()
         if isinstance(given, bool) or not text.isdigit() or not isinstance(given, int | str):
             raise InvalidInput(
-                "connect_args", f"{name}: expected whole seconds (0 or more), got {given!r}"
+                "connect_args", f"{name}: expected whole seconds (0 or more), got {shown(given)}"
             )
         found[name] = int(text)
     switch = url.query.get("keepalives", connect_args.get("keepalives", 1))
@@ -313,7 +315,9 @@ class StoreBase:
         if not callable(handler):
             raise InvalidInput("handler", "expected a callable taking an OutboxMessage")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise InvalidInput("limit", f"expected a whole number from 1 to 10000, got {limit!r}")
+            raise InvalidInput(
+                "limit", f"expected a whole number from 1 to 10000, got {shown(limit)}"
+            )
 
     @staticmethod
     def _ids(ids: Sequence[int]) -> list[int]:
@@ -324,7 +328,7 @@ class StoreBase:
 
     def _snapshot(self, one: core.Held) -> None:
         one.sub._read_only = (
-            f"the subscription of {one.customer_id!r} was loaded read-only; "
+            f"the subscription of {shown(one.customer_id)} was loaded read-only; "
             "change it inside `with store.edit(customer_id) as sub:`"
         )
 
@@ -340,7 +344,7 @@ def begin_edit(
     same = (id(store), customer) in editing
     if same or (store.is_sqlite and given is None and any(s == id(store) for s, _ in editing)):
         raise StoreMisuse(
-            f"edit({customer!r}) inside an edit of "
+            f"edit({shown(customer)}) inside an edit of "
             f"{'the same customer' if same else 'this database'} on the same thread would "
             "wait for a lock it holds itself: do both in one edit, or one after the other",
             code="store.nested_edit",
@@ -350,7 +354,7 @@ def begin_edit(
 
 def transaction_ended(held: core.Held) -> StoreMisuse:
     return StoreMisuse(
-        f"the transaction of edit({held.customer_id!r}, connection=...) ended inside the "
+        f"the transaction of edit({shown(held.customer_id)}, connection=...) ended inside the "
         "edit: its lock on the customer went with it, and nothing of the edit is written; "
         "commit after the block",
         code="store.no_transaction",

@@ -32,6 +32,7 @@ from lifecycle.errors import (
     StoreMisuse,
     StoreUnavailable,
     UnknownCustomer,
+    shown,
 )
 from lifecycle.record import dump, load
 from lifecycle.store import sql
@@ -94,7 +95,7 @@ class Codec:
         except InvalidInput as error:
             raise corrupt(customer_id, f"record.{error.field}", error.reason) from None
         if sub.customer_id != customer_id:
-            raise corrupt(customer_id, "record.customer_id", f"is {sub.customer_id!r}")
+            raise corrupt(customer_id, "record.customer_id", f"is {shown(sub.customer_id)}")
         if history is not None and sub._seq != stored:
             raise corrupt(
                 customer_id, "record.seq", f"is {sub._seq}, the row's seq column says {stored}"

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from lifecycle import telemetry
-from lifecycle.errors import InvalidInput
+from lifecycle.errors import InvalidInput, shown
 from lifecycle.states import State
 from lifecycle.store import sql
 from lifecycle.values import Transition
@@ -103,7 +103,7 @@ class OutboxMessage:
         id_ = data.get("id")
         if type(id_) is not int or id_ < 1:
             raise InvalidInput(
-                "message.id", f"expected a positive id, got {id_!r}", code="record.invalid"
+                "message.id", f"expected a positive id, got {shown(id_)}", code="record.invalid"
             )
         customer = data.get("customer_id")
         if type(customer) is not str or not customer:

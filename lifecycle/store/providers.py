@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from lifecycle.errors import InvalidInput, ReadOnly
+from lifecycle.errors import InvalidInput, ReadOnly, shown
 from lifecycle.history import ORDER_OPERATIONS, Namespace
 from lifecycle.record import parse_transition, parse_usage_row, usage_row
 from lifecycle.store import sql
@@ -40,7 +40,7 @@ def from_json(text: str) -> Any:
 
 def corrupt(customer_id: str, field: str, problem: str) -> InvalidInput:
     return InvalidInput(
-        f"customer {customer_id!r}: {field}" if field else f"customer {customer_id!r}",
+        f"customer {shown(customer_id)}: {field}" if field else f"customer {shown(customer_id)}",
         problem,
         code="record.invalid",
     )
@@ -89,13 +89,13 @@ class Link:
                     ).scalar()
                     if found != self.revision:
                         raise ReadOnly(
-                            f"{self.customer_id!r} has changed since it was loaded: "
+                            f"{shown(self.customer_id)} has changed since it was loaded: "
                             "load it again to read its past balance"
                         )
                 yield connection
         else:
             raise ReadOnly(
-                f"the edit of {self.customer_id!r} has ended and this read needs the "
+                f"the edit of {shown(self.customer_id)} has ended and this read needs the "
                 "database: read inside the edit, or load the customer again"
             )
 
@@ -248,7 +248,9 @@ class SqlKeys:
             return parse_usage_row(from_json(row), "")
         except (InvalidInput, ValueError) as error:
             problem = error.reason if isinstance(error, InvalidInput) else str(error)
-            raise corrupt(self._link.customer_id, f"usage_keys[{usage_id!r}]", problem) from None
+            raise corrupt(
+                self._link.customer_id, f"usage_keys[{shown(usage_id)}]", problem
+            ) from None
 
     def get(self, usage_id: str) -> Settlement | None:
         if usage_id in self._pending:

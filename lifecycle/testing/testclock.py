@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from lifecycle.errors import InvalidInput
+from lifecycle.errors import InvalidInput, shown
 from lifecycle.store import OutboxMessage, SqlStore, SweepReport
 from lifecycle.testing.clock import ManualClock
 
@@ -89,7 +89,7 @@ class TestClock:
             pass
         if failures:
             raise TestClockError(
-                f"the handler raised on {len(failures)} message(s); the first: {failures[0]!r}"
+                f"the handler raised on {len(failures)} message(s); the first: {shown(failures[0])}"
             ) from failures[0]
         return sorted(delivered, key=_order)
 
