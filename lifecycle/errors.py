@@ -256,6 +256,8 @@ class LockTimeout(StoreError):
     def __init__(self, customer_id: str | None, seconds: float, *, database: bool = False) -> None:
         self.customer_id = customer_id
         self.seconds = seconds
+        self.database = database or customer_id is None
+        """Whether the lock was the whole database's (SQLite's), not the customer's row."""
         if customer_id is None:
             what, waiting = "the database", ""
         elif database:  # SQLite's lock is the file's: another customer's edit holds it

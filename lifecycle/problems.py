@@ -38,7 +38,7 @@ CODES: Mapping[str, tuple[int, str]] = {
     "record.unsupported_version": (500, "A stored record is of an unknown schema version"),
     "store.unknown_customer": (404, "The store holds no such customer"),
     "store.unavailable": (503, "The database failed; retry with the same keys"),
-    "store.lock_timeout": (503, "The customer (on SQLite, the database) stayed locked by another request"),
+    "store.lock_timeout": (503, "The customer or the database stayed locked by another request"),
     "store.schema": (503, "The database holds no lifecycle schema of this version"),
     "store.read_only": (500, "The subscription may only be read"),
     "store.nested_edit": (500, "An edit inside an edit of the same customer"),

@@ -168,8 +168,10 @@ def test_a_lock_held_too_long_is_a_lock_timeout(
         impatient.edit("c").__enter__()
     assert ("store.lock_timeout", True) == (info.value.code, info.value.retryable)
     # PostgreSQL locks the customer's row; SQLite, the file
-    locked = "the database" if store.engine.url.get_backend_name() == "sqlite" else "customer 'c'"
+    sqlite = store.engine.url.get_backend_name() == "sqlite"
+    locked = "the database" if sqlite else "customer 'c'"
     assert str(info.value).startswith(f"{locked} stayed locked by another transaction")
+    assert sqlite == info.value.database
     assert 0 == count(store, "lifecycle_usage_keys")
     with impatient.edit("c") as sub:
         sub.record_usage("media_processing", D(1), "u-1", at=sh(2026, 3, 2))
@@ -189,7 +191,7 @@ def test_sqlite_locked_by_another_program_names_the_database(tmp_path: Path, kin
         sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
     other.execute("ROLLBACK")
     other.close()
-    assert "c" == info.value.customer_id
+    assert ("c", True) == (info.value.customer_id, info.value.database)
     assert str(info.value).startswith(
         "the database stayed locked by another transaction for more than 0.2 s "
         "(lock_timeout) while customer 'c' waited"
