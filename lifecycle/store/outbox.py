@@ -242,10 +242,16 @@ class Claim:
 
 
 def claim(
-    connection: Connection, now: datetime, limit: int, low: int, lease: timedelta = LEASE
+    connection: Connection,
+    now: datetime,
+    limit: int,
+    low: int,
+    lease: timedelta = LEASE,
+    token: str | None = None,
 ) -> Claim:
-    """Lease up to ``limit`` messages that may be handed out now (step 1)."""
-    token = uuid.uuid4().hex
+    """Lease up to ``limit`` messages that may be handed out now (step 1), under
+    ``token`` (a new one if not given)."""
+    token = token or new_token()
     started = time.monotonic()
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(sql.plain_index_scans)
@@ -253,6 +259,16 @@ def claim(
     messages, unreadable, _ = fetch(connection, sql.claim, sql.claimed_ids, sql.one_message, params)
     messages.sort(key=lambda m: m.id)
     return Claim(token, messages, started + lease.total_seconds() * 0.8, unreadable)
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+def abandon(connection: Connection, token: str) -> None:
+    """Give back whatever a claim under ``token`` leased: it was interrupted, and
+    may have committed all the same."""
+    connection.execute(sql.abandoned, {"token": token})
 
 
 @attrs.define

@@ -9,6 +9,7 @@ and what each transaction does are here, and only here.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
@@ -117,9 +118,20 @@ def drain_plan(
     max_attempts: int,
 ) -> Plan[int]:
     """Claim a batch, hand it out, record what happened (tried again if that fails)."""
-    claimed: outbox.Claim = yield Transaction(
-        lambda connection: outbox.claim(connection, datetime.now(UTC), limit, low.mark(connection))
-    )
+    token = outbox.new_token()
+    try:
+        claimed: outbox.Claim = yield Transaction(
+            lambda connection: outbox.claim(
+                connection, datetime.now(UTC), limit, low.mark(connection), token=token
+            )
+        )
+    except BaseException:
+        # NOTE: interrupted (the task cancelled, the answer lost): the claim may
+        # have committed, and its batch would wait out the lease with nobody to
+        # hand it out. Give it back; if that fails too, the lease ends it.
+        with contextlib.suppress(Exception):
+            yield Transaction(partial(outbox.abandon, token=token))
+        raise
     first = claimed.first
     if first is None:
         return 0

@@ -333,6 +333,13 @@ released = (
     .where(Q.id.in_(P("ids", expanding=True)), Q.lease_token == P("token"))
     .values(lease_until=None, lease_token=None)
 )
+abandoned = (
+    sa.update(outbox)
+    .where(_pending, Q.lease_token == P("token"))
+    .values(lease_until=None, lease_token=None)
+)
+"""Every message a claim leased, given back: the claim was interrupted (its task
+cancelled, its answer lost) and may have committed."""
 failed = (
     sa.update(outbox)
     .where(Q.id == P("message_id"), Q.lease_token == P("token"))

@@ -89,6 +89,40 @@ def test_a_coroutine_handler_is_awaited(aurl: str) -> None:
     run(aurl, body)
 
 
+def test_a_drain_cancelled_as_it_claims_gives_its_batch_back(aurl: str) -> None:
+    """A drain cancelled while its claim runs (asyncio.timeout, a client gone): the
+    claim may commit all the same, but its batch is given back, so the next drain
+    hands every message out at once instead of after the 5-minute lease."""
+
+    async def body(store: AsyncSqlStore) -> None:
+        for customer in ("a", "b", "c"):
+            async with store.edit(customer) as sub:
+                await sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+        loop = asyncio.get_running_loop()
+        seen: list[str] = []
+
+        async def handler(message: OutboxMessage) -> None:
+            seen.append(message.customer_id)
+
+        drain = asyncio.create_task(store.drain_outbox(handler))
+
+        def cancel_at_the_claim(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("WITH candidates"):  # the claim
+                loop.call_soon_threadsafe(drain.cancel)
+
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", cancel_at_the_claim)
+        try:
+            with pytest.raises(asyncio.CancelledError):
+                await drain
+        finally:
+            sa.event.remove(sa.engine.Engine, "before_cursor_execute", cancel_at_the_claim)
+        assert [] == seen
+        assert 3 == await store.drain_outbox(handler)
+        assert ["a", "b", "c"] == seen
+
+    run(aurl, body)
+
+
 def test_many_tasks_on_one_customer_keep_every_unit(aurl: str) -> None:
     """Forty tasks of one event loop record usage on one customer at once, each twice:
     every unit is settled once, and credits plus pay-as-you-go add up exactly."""
