@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -40,6 +40,9 @@ set up (``pool_pre_ping``); False for an edit's first try, True for its second
 (see ``ping_on_checkout``)."""
 
 FRESH = "lifecycle_fresh"
+
+MAX_ID = 2**63 - 1
+"""The largest outbox id: PostgreSQL's BIGINT, SQLite's INTEGER."""
 
 
 def _owner() -> int:
@@ -321,9 +324,20 @@ class StoreBase:
 
     @staticmethod
     def _ids(ids: Sequence[int]) -> list[int]:
+        """The ids a caller gives ``redeliver``: a list (or any iterable but a text)
+        of whole numbers an outbox id can be (1 to 2**63 - 1)."""
+        if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
+            raise InvalidInput(
+                "ids", f"expected a list of dead letters' ids, got {type(ids).__name__}"
+            )
         chosen = list(ids)
-        if not all(type(i) is int for i in chosen):
-            raise InvalidInput("ids", "expected the ids of dead letters (integers)")
+        for i in chosen:
+            if type(i) is not int or not 1 <= i <= MAX_ID:
+                raise InvalidInput(
+                    "ids",
+                    f"expected the ids of dead letters (whole numbers from 1 to {MAX_ID}), "
+                    f"got {shown(i)}",
+                )
         return chosen
 
     def _snapshot(self, one: core.Held) -> None:

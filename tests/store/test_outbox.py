@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -113,6 +114,41 @@ def test_dead_letters_and_redelivery(stores: Callable[..., SqlStore]) -> None:
     assert 1 == store.drain_outbox(handler)
     assert ("poison", 1) == seen[-1]
     assert 0 == store.redeliver([dead.id])
+
+
+@pytest.mark.parametrize(
+    ("ids", "named"),
+    [
+        (5, "got int"),
+        ("12", "got str"),
+        ([2**63], f"got {2**63}"),
+        ([0], "got 0"),
+        ([1, True], "got True"),
+        ([1.0], "got 1.0"),
+    ],
+)
+def test_redeliver_refuses_what_is_no_id(
+    stores: Callable[..., SqlStore], ids: Any, named: str
+) -> None:
+    """redeliver with something that is not a list of outbox ids (a bare number, a
+    text, a number past 64 bits, a bool) is InvalidInput naming it, before the
+    database sees it; a dead letter stays dead."""
+    store = stores(max_attempts=1)
+    store.create_schema()
+    with store.edit("c") as sub:
+        sub.purchase_trial(order_id="o-1", at=sh(2026, 3, 1))
+
+    def refuse(message: OutboxMessage) -> None:
+        raise ValueError("down")
+
+    store.drain_outbox(refuse)
+    [dead] = store.dead_letters()
+    with pytest.raises(lc.InvalidInput) as info:
+        store.redeliver(ids)
+    assert "ids" == info.value.field
+    assert named in str(info.value)
+    assert [dead.id] == [d.id for d in store.dead_letters()]
+    assert 1 == store.redeliver(d.id for d in [dead])  # any iterable of ids
 
 
 def test_a_handler_may_edit_the_store(store: SqlStore) -> None:
