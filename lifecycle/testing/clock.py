@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from lifecycle.clock import FIRST_YEAR, LAST_YEAR
 
@@ -38,10 +38,13 @@ class ManualClock:
         if delta is not None:
             if not isinstance(delta, timedelta):
                 raise ValueError(f"delta: expected a timedelta, got {type(delta).__name__}")
-            target = self._now + delta
+            # NOTE: in UTC: in a zone's own time, across a change of daylight
+            # saving, "10 minutes later" could be an hour off or earlier.
+            target = (self._now.astimezone(UTC) + delta).astimezone(self._now.tzinfo)
         else:
             target = _aware(to, "to")
-        if target < self._now:
+        # NOTE: in UTC too: two times of one zone compare by their wall clocks
+        if target.astimezone(UTC) < self._now.astimezone(UTC):
             raise ValueError(
                 f"a ManualClock only moves forward: {target.isoformat()} is before "
                 f"{self._now.isoformat()}"
