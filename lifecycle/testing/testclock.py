@@ -27,8 +27,11 @@ class TestClock:
     allowance included: nothing due is left pending), commits them, drains the
     outbox and returns the messages delivered during that advance, in order.
     ``handler``, if given, receives each message too (as a ``lifecycle
-    worker``'s handler would); if it raises, ``advance`` raises after the
-    drain, so a test sees its own notification code fail.
+    worker``'s handler would). A message it raises on is not delivered: the
+    store treats it as in production (tried again after a wait, its customer's
+    later messages held back, dead-lettered after ``max_attempts``), and
+    ``advance`` raises after the drain, so a test sees its own notification
+    code fail.
     """
 
     __test__ = False  # a name pytest would otherwise collect
@@ -83,6 +86,7 @@ class TestClock:
                     self.handler(message)
                 except Exception as error:
                     failures.append(error)
+                    raise  # the store records the failure, as in production
             delivered.append(message)
 
         while self.store.drain_outbox(handle, limit=1000):

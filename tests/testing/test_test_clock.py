@@ -97,6 +97,35 @@ def test_a_failing_handler_fails_the_advance(store: SqlStore) -> None:
         test_clock.advance(timedelta(days=1))
 
 
+def test_a_message_the_handler_raises_on_is_not_delivered(url: str) -> None:
+    """As in production: the message the handler raised on is not among those
+    delivered, holds back its customer's later ones, and with max_attempts=1 is a
+    dead letter at once, after which the customer's later messages flow."""
+    clock = ManualClock(sh(2026, 1, 1, 9))
+    store = SqlStore(url, clock=clock, max_attempts=1)
+    store.create_schema()
+    calls: list[str] = []
+
+    def handler(message: OutboxMessage) -> None:
+        calls.append(message.trigger)
+        if message.trigger == "subscribe":
+            raise RuntimeError("mail server down")
+
+    test_clock = TestClock(store, handler=handler)
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1", term_months=1)
+    with pytest.raises(TestClockError, match="mail server down"):
+        test_clock.advance(timedelta(0))
+    [dead] = store.dead_letters()
+    assert ("subscribe", "RuntimeError: mail server down") == (
+        dead.message.trigger,
+        dead.last_error,
+    )
+    assert ["period_ended"] == [m.trigger for m in test_clock.advance(timedelta(days=40))]
+    assert ["subscribe", "period_ended"] == calls
+    store.close()
+
+
 def test_a_customer_the_sweep_fails_on_fails_the_advance(store: SqlStore) -> None:
     """A corrupt customer is not silently skipped by a TestClock: advance says who."""
     test_clock = TestClock(store)
