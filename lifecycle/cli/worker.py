@@ -82,9 +82,24 @@ def load_handler(spec: str) -> Callable[[Any], object]:
     type=click.Path(exists=True, path_type=Path),
     help="A catalog file or directory of versions (default: the shipped catalog).",
 )
-@click.option("--limit", default=100, show_default=True, help="Messages per claim.")
-@click.option("--once", is_flag=True, help="Run one round and exit (for cron).")
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Messages per claim.",
+)
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run one round and exit (for cron): 0 if it did its work, 1 if it failed.",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 def worker(
     url: str,
     spec: str,
@@ -101,8 +116,13 @@ def worker(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if log_level.upper() != "DEBUG":
+        # NOTE: transitions logs each state change it makes at INFO: two lines per
+        # customer swept, of no use to whoever reads a worker's log.
+        logging.getLogger("transitions").setLevel(logging.WARNING)
     wait = every(pause)
     handler = _blocking(load_handler(spec))
+    _existing(url)
     try:
         store = SqlStore(sync_url(url), catalog=load_catalog(catalog) if catalog else None)
     except LifecycleError as error:
@@ -113,9 +133,10 @@ def worker(
         for number in (signal.SIGTERM, signal.SIGINT)
     }
     log.info("worker started on %s, every %s", store, pause)
+    done = True
     try:
         while not stop.is_set():
-            _round(store, handler, limit, stop)
+            done = _round(store, handler, limit, stop)
             if once:
                 break
             stop.wait(wait.total_seconds())
@@ -124,12 +145,25 @@ def worker(
             signal.signal(number, before)
         store.close()
     log.info("worker stopped")
-    return 0
+    return 0 if done else 1
 
 
-def _round(store: Any, handler: Callable[[Any], object], limit: int, stop: threading.Event) -> None:
+def _existing(url: str) -> None:
+    """A SQLite file the worker is pointed at must be there: SQLite would make an
+    empty one for a mistyped path, and every round would then fail."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return  # the store names what is wrong with it
+    path = parsed.database or ""
+    on_disk = path not in ("", ":memory:") and not path.startswith("file:")
+    if parsed.get_backend_name() == "sqlite" and on_disk and not Path(path).exists():
+        raise click.BadParameter(f"no such SQLite file: {path}", param_hint="'--db'")
+
+
+def _round(store: Any, handler: Callable[[Any], object], limit: int, stop: threading.Event) -> bool:
     """One sweep, then drains until the outbox has nothing more (or a stop is asked:
-    the batch in hand is finished first)."""
+    the batch in hand is finished first); whether it got through."""
     try:
         report = store.sweep(store._now())
         if report.applied or report.keys_deleted or report.messages_deleted:
@@ -153,6 +187,8 @@ def _round(store: Any, handler: Callable[[Any], object], limit: int, stop: threa
         # NOTE: the database away, or a lock held too long: log it and try again
         # next round; the worker does not die of what a retry can cure.
         log.error("round failed: %s (%s)", error, error.code)
+        return False
+    return True
 
 
 def _blocking(handler: Callable[[Any], object]) -> Callable[[Any], object]:

@@ -102,11 +102,15 @@ def test_two_workers_side_by_side_hand_each_message_out_once(tmp_path: Path, pg_
 
 
 def test_a_bad_handler_or_duration_is_named(tmp_path: Path) -> None:
-    """A handler that cannot be imported, or a duration that is not one: exit 2 naming it."""
+    """A handler that cannot be imported, a duration that is not one, a limit out of
+    range, a log level that is none: exit 2 naming it, before any round."""
     url = f"sqlite:///{tmp_path / 'worker.db'}"
+    SqlStore(url).create_schema()
     for args, named in (
         (["--handler", "no.such.module:fn"], "cannot import"),
         (["--handler", "tests.cli.handlers:record", "--every", "soon"], "duration"),
+        (["--handler", "tests.cli.handlers:record", "--limit", "0"], "--limit"),
+        (["--handler", "tests.cli.handlers:record", "--log-level", "loud"], "--log-level"),
     ):
         result = subprocess.run(
             [sys.executable, "-m", "lifecycle", "worker", "--db", url, "--once", *args],
@@ -118,3 +122,35 @@ def test_a_bad_handler_or_duration_is_named(tmp_path: Path) -> None:
         )
         assert 2 == result.returncode
         assert named in result.stderr
+
+
+HANDLER = ("--handler", "tests.cli.handlers:record")
+
+
+def _once(url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lifecycle", "worker", "--db", url, "--once", *HANDLER],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "LIFECYCLE_TEST_OUT": os.devnull},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_once_says_whether_its_round_did_its_work(tmp_path: Path) -> None:
+    """--once, for cron: exit 0 when the round got through, 1 when it failed (no
+    schema); a SQLite file that is not there is refused (exit 2) and not made."""
+    missing = tmp_path / "typo.db"
+    refused = _once(f"sqlite:///{missing}")
+    assert (2, False) == (refused.returncode, missing.exists())
+    assert "no such SQLite file" in refused.stderr
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    failed = _once(f"sqlite:///{empty}")
+    assert 1 == failed.returncode
+    assert "round failed" in failed.stderr
+    _customers(f"sqlite:///{empty}")
+    done = _once(f"sqlite:///{empty}")
+    assert 0 == done.returncode
+    assert "transitions.core" not in done.stderr  # its INFO lines are not the worker's
