@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -42,6 +43,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_ASYNC_DRIVERS = frozenset(("postgresql+psycopg_async", "postgresql+asyncpg"))
+
+
+def server_url(given: str) -> Any:
+    """The PostgreSQL server ``--lifecycle-db`` names, for ``SqlStore``: an async
+    driver's URL (an order service's own) becomes psycopg's; anything else that is
+    not PostgreSQL is a usage error naming what to give."""
+    import sqlalchemy as sa  # NOTE: here, not at the top: pytest loads this plugin always
+
+    try:
+        url = sa.make_url(given)
+    except sa.exc.ArgumentError as error:
+        raise pytest.UsageError(f"--lifecycle-db: {error}") from None
+    if url.get_backend_name() != "postgresql":
+        raise pytest.UsageError(
+            f"--lifecycle-db: {url.get_backend_name()} is not PostgreSQL; give a server "
+            "such as postgresql+psycopg://user@host/postgres (SQLite is the default: "
+            "a file per test)"
+        )
+    if url.drivername in _ASYNC_DRIVERS:
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    given = config.getoption("--lifecycle-db", default=None)
+    if given is not None:
+        server_url(given)  # a usage error before any test runs
+
+
 @pytest.fixture
 def lifecycle_clock() -> ManualClock:
     """A ManualClock standing at 1 January 2026, 09:00 Shanghai, until moved."""
@@ -64,11 +95,19 @@ def _lifecycle_server(request: pytest.FixtureRequest) -> Iterator[str | None]:
         return
     import sqlalchemy as sa
 
-    server = sa.make_url(given)
+    server = server_url(given)
     name = f"lifecycle_test_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.SQLAlchemyError as error:
+        admin.dispose()
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise pytest.UsageError(
+            f"--lifecycle-db: cannot create a test database on "
+            f"{server.render_as_string(hide_password=True)}: {reason}"
+        ) from None
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:

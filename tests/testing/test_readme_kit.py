@@ -56,3 +56,46 @@ def test_a_catalog_option_and_a_postgresql_server(pytester: pytest.Pytester, pg_
         "-q", "-p", "no:cacheprovider", f"--lifecycle-catalog={catalog}", f"--lifecycle-db={pg_url}"
     )
     result.assert_outcomes(passed=1)
+
+
+def test_an_async_drivers_url_is_taken_as_psycopgs(pytester: pytest.Pytester, pg_url: str) -> None:
+    """--lifecycle-db with the URL an async order service uses (psycopg_async) runs
+    the store on psycopg, on a database made for the run."""
+    import sqlalchemy as sa
+
+    given = sa.make_url(pg_url).set(drivername="postgresql+psycopg_async")
+    pytester.makepyfile(
+        test_async_url="""
+        def test_store(lifecycle_store):
+            assert lifecycle_store.engine.url.drivername == "postgresql+psycopg"
+        """
+    )
+    result = pytester.runpytest(
+        "-q", "-p", "no:cacheprovider", f"--lifecycle-db={given.render_as_string(False)}"
+    )
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ("sqlite:///kit.db", "sqlite is not PostgreSQL"),
+        ("not a url", "--lifecycle-db"),
+        ("postgresql+psycopg://nobody@127.0.0.1:1/postgres", "cannot create a test database"),
+    ],
+)
+def test_a_lifecycle_db_that_is_no_postgresql_server_is_a_usage_error(
+    pytester: pytest.Pytester, given: str, named: str
+) -> None:
+    """--lifecycle-db naming something else than a PostgreSQL server it can reach: a
+    usage error saying so, not a SQLAlchemy traceback in each test's set-up."""
+    pytester.makepyfile(
+        test_store="""
+        def test_store(lifecycle_store):
+            pass
+        """
+    )
+    result = pytester.runpytest("-q", "-p", "no:cacheprovider", f"--lifecycle-db={given}")
+    assert named in result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert 0 != result.ret
