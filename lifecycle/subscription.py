@@ -139,7 +139,7 @@ class Subscription(Machinery):
         """The state as of the clock's now, timed transitions included."""
         return self.state_at(None)
 
-    def state_at(self, at: datetime | None) -> State:
+    def state_at(self, at: datetime | None = None) -> State:
         """The state as of ``at`` (the clock's now if None); changes nothing."""
         return self._standing(self._when(at))[0]
 

@@ -290,3 +290,17 @@ def test_failing_clock_message_says_so(catalog: lc.Catalog) -> None:
     sub = lc.Subscription.new("c", catalog=catalog, clock=lambda: 1 / 0)  # type: ignore[arg-type,return-value]
     with pytest.raises(lc.InvalidInput, match="raised ZeroDivisionError"):
         sub.remaining_credits()
+
+
+def test_every_read_defaults_to_the_clocks_now(catalog: lc.Catalog) -> None:
+    """state_at, remaining_credits, authorize and status all read as of the clock's
+    now when given no time, as the async store's snapshot does."""
+    from lifecycle.testing import ManualClock
+
+    clock = ManualClock(sh(2026, 3, 1, 9))
+    sub = lc.Subscription.new("c", catalog=catalog, clock=clock)
+    sub.purchase_trial(order_id="o-1")
+    clock.advance(timedelta(days=40))
+    assert lc.State.TRIAL_EXHAUSTED == sub.state_at() == sub.state_at(clock()) == sub.state
+    assert sub.remaining_credits() == sub.remaining_credits(clock())
+    assert sub.status() == sub.status(clock())
