@@ -73,11 +73,11 @@ def shown(value: object) -> str:
     """``value`` as a message quotes it: ``repr``, but a container only a few levels
     and items deep, so that a value nested past the recursion limit (or one
     whose ``repr`` fails) is named, never raised from the error about it."""
-    if type(value) in _PLAIN:
-        return repr(value)
     try:
-        return _SHOWN.repr(value)
-    except Exception:  # NOTE: a repr of the caller's own that fails
+        return repr(value) if type(value) in _PLAIN else _SHOWN.repr(value)
+    except Exception:  # NOTE: a repr of the caller's own that fails, or an int too long
+        if type(value) is int:  # to print (4,300 digits and more)
+            return f"<a whole number of {value.bit_length():,} bits>"
         return f"<a {type(value).__name__}>"
 
 

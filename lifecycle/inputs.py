@@ -114,7 +114,7 @@ def term(value: object) -> int:
     if not 1 <= value <= MAX_TERM_MONTHS:
         raise InvalidInput(
             "term_months",
-            f"must be between 1 and {MAX_TERM_MONTHS}, got {value}",
+            f"must be between 1 and {MAX_TERM_MONTHS}, got {shown(value)}",
             code="input.bad_term",
         )
     return value

@@ -191,6 +191,7 @@ def _nested(depth: int = 100_000) -> list[Any]:
 
 
 DEEP = _nested()
+HUGE = 10**5000  # past the 4,300 digits ``repr`` prints
 
 
 def _with(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
@@ -203,22 +204,25 @@ def _with(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, 
     return data
 
 
+@pytest.mark.parametrize("value", [DEEP, HUGE], ids=["deep", "huge"])
 @pytest.mark.parametrize("path", _paths(LIVES[0]), ids=str)
-def test_a_value_nested_past_the_recursion_limit_is_invalid_input(path: tuple[Any, ...]) -> None:
-    """Anywhere in a record, a value nested deeper than Python can print is refused by
-    name, like any other wrong value: the error quotes it a few levels deep."""
+def test_a_value_python_cannot_print_is_invalid_input(path: tuple[Any, ...], value: Any) -> None:
+    """Anywhere in a record, a value nested deeper than Python can print, or a whole
+    number too long to print, is refused by name like any other wrong value: the
+    error quotes it a few levels deep, or says what it is."""
     with pytest.raises(lc.InvalidInput) as info:
-        lc.Subscription.from_record(_with(LIVES[0], path, DEEP))
+        lc.Subscription.from_record(_with(LIVES[0], path, value))
     assert info.value.code.startswith("record.")
     assert len(str(info.value)) < 2100
 
 
+@pytest.mark.parametrize("value", [DEEP, HUGE], ids=["deep", "huge"])
 @pytest.mark.parametrize("path", _paths(CATALOG), ids=str)
-def test_a_catalog_value_nested_past_the_recursion_limit_is_a_catalog_error(
-    path: tuple[Any, ...],
+def test_a_catalog_value_python_cannot_print_is_a_catalog_error(
+    path: tuple[Any, ...], value: Any
 ) -> None:
     with pytest.raises(lc.CatalogError):
-        lc.Catalog.from_dict(_with(CATALOG, path, DEEP))
+        lc.Catalog.from_dict(_with(CATALOG, path, value))
 
 
 @pytest.mark.parametrize(
@@ -230,11 +234,14 @@ def test_a_catalog_value_nested_past_the_recursion_limit_is_a_catalog_error(
         lambda sub: sub.record_usage("media_processing", D(1), DEEP, at=sh(2026, 3, 2)),
         lambda sub: sub.unsubscribe(request_id=DEEP, at=sh(2026, 3, 2)),
         lambda sub: lc.Transition.from_dict({**sub.history[0].to_dict(), "trigger": DEEP}),
+        lambda sub: sub.record_usage("media_processing", HUGE, "u-1", at=sh(2026, 3, 2)),
+        lambda sub: sub.subscribe("basic", order_id="o", term_months=HUGE, at=sh(2026, 3, 1)),
+        lambda sub: lc.Subscription.from_record({**sub.to_record(), "seq": HUGE}),
     ],
 )
-def test_an_argument_nested_past_the_recursion_limit_is_invalid_input(call: Any) -> None:
-    """An operation's argument nested deeper than Python can print: InvalidInput,
-    nothing changed."""
+def test_an_argument_python_cannot_print_is_invalid_input(call: Any) -> None:
+    """An operation's argument nested deeper than Python can print, or a whole number
+    too long to print (4,300 digits and more): InvalidInput, nothing changed."""
     sub = lc.Subscription.new("c")
     sub.subscribe("basic", order_id="o-1", at=sh(2026, 3, 1))
     before = sub.to_record()

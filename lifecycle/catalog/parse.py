@@ -101,7 +101,7 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(name, f"expected an integer, got {shown(value)}")
         if not minimum <= value <= maximum:
-            self.fail(name, f"must be from {minimum} to {maximum}, got {value}")
+            self.fail(name, f"must be from {minimum} to {maximum}, got {shown(value)}")
         return int(value)
 
     def decimal(self, name: str, default: Any = ..., *, positive: bool = False) -> Decimal:

@@ -98,7 +98,7 @@ def load_handler(spec: str) -> Callable[[Any], object]:
     "--log-level",
     default="INFO",
     show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
 )
 def worker(
     url: str,
@@ -145,7 +145,7 @@ def worker(
             signal.signal(number, before)
         store.close()
     log.info("worker stopped")
-    return 0 if done else 1
+    return 1 if once and not done else 0  # NOTE: a stopped service exits 0, whatever
 
 
 def _existing(url: str) -> None:
