@@ -72,6 +72,7 @@ class AsyncSqlStore(base.StoreBase):
             url, catalog, clock, lock_timeout, outbox_retention, max_attempts, engine_options
         )
         self.engine: AsyncEngine = create_async_engine(self.url, **self.engine_options)
+        self._asides: set[asyncio.Task[None]] = set()
         self._threads: threaded.Threads | None = None
         if self.is_sqlite:
             turns.take_turns(self.engine.sync_engine, lock_timeout)
@@ -85,6 +86,7 @@ class AsyncSqlStore(base.StoreBase):
 
     async def close(self) -> None:
         """Close every pooled connection (``await engine.dispose()``)."""
+        await self._settled()
         await self.engine.dispose()
         if self._threads is not None:
             await asyncio.to_thread(self._threads.close)
@@ -151,10 +153,25 @@ class AsyncSqlStore(base.StoreBase):
                     value = await self._unit(request.write, request.work)
                 elif isinstance(request, plans.HandOut):
                     await outbox.hand_out_async(request.batch, request.handler, request.outcome)
+                elif isinstance(request, plans.Aside):
+                    task = asyncio.get_running_loop().create_task(self._aside(request.work))
+                    self._asides.add(task)
+                    task.add_done_callback(self._asides.discard)
                 else:
                     await asyncio.sleep(request.seconds)
             except BaseException as failure:
                 error = failure
+
+    async def _aside(self, work: Callable[[Connection], Any]) -> None:
+        try:
+            await self._unit(True, work)
+        except core.DATABASE_ERRORS as failed:
+            outbox.set_aside_failed(failed)
+
+    async def _settled(self) -> None:
+        """Wait for the work set aside (``plans.Aside``) so far."""
+        if self._asides:
+            await asyncio.gather(*self._asides, return_exceptions=True)
 
     # --- schema ------------------------------------------------------------------
 
@@ -273,6 +290,7 @@ class AsyncSqlStore(base.StoreBase):
         self._drain_arguments(handler, limit)
         async with self._database("drain_outbox"):
             await self._ensure_schema()
+            await self._settled()  # a claim an interrupted drain gives back
             return await self._drive(
                 plans.drain_plan(handler, self._low, limit, self._now, self.max_attempts)
             )

@@ -271,6 +271,14 @@ def abandon(connection: Connection, token: str) -> None:
     connection.execute(sql.abandoned, {"token": token})
 
 
+def set_aside_failed(error: BaseException) -> None:
+    log.warning(
+        "outbox: an interrupted claim could not be given back (its lease ends it within %s): %r",
+        LEASE,
+        error,
+    )
+
+
 @attrs.define
 class Outcome:
     """What a hand-out did, to be settled in one short transaction."""

@@ -9,7 +9,6 @@ and what each transaction does are here, and only here.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
@@ -48,7 +47,18 @@ class Pause:
     seconds: float
 
 
-Request = Transaction | HandOut | Pause
+@attrs.frozen
+class Aside:
+    """Run ``work(connection)`` in a write transaction of its own, without keeping
+    the plan waiting where the store can help it: the async store runs it as a
+    task of its own (its next drain, and ``close``, wait for it), the blocking
+    store at once. Nothing is sent back; a failure is logged (see
+    ``outbox.set_aside_failed``)."""
+
+    work: Callable[[Connection], Any]
+
+
+Request = Transaction | HandOut | Pause | Aside
 Plan = Generator[Request, Any, T]
 
 SETTLE_RETRIES = (0.05, 0.5, 2.0)
@@ -125,12 +135,14 @@ def drain_plan(
                 connection, datetime.now(UTC), limit, low.mark(connection), token=token
             )
         )
-    except BaseException:
-        # NOTE: interrupted (the task cancelled, the answer lost): the claim may
-        # have committed, and its batch would wait out the lease with nobody to
-        # hand it out. Give it back; if that fails too, the lease ends it.
-        with contextlib.suppress(Exception):
-            yield Transaction(partial(outbox.abandon, token=token))
+    except BaseException as error:
+        # NOTE: interrupted (the task cancelled) or its COMMIT's answer lost, the
+        # claim may have committed, and its batch would wait out the lease with
+        # nobody to hand it out: it is given back, aside, so that a cancelled
+        # task is not kept waiting for the database. A claim that failed before
+        # its COMMIT wrote nothing.
+        if not isinstance(error, Exception) or core.at_commit(error):
+            yield Aside(partial(outbox.abandon, token=token))
         raise
     first = claimed.first
     if first is None:

@@ -147,6 +147,12 @@ class SqlStore(base.StoreBase):
                         value = request.work(connection)
                 elif isinstance(request, plans.HandOut):
                     outbox.hand_out(request.batch, request.handler, request.outcome)
+                elif isinstance(request, plans.Aside):
+                    try:
+                        with self._writing() as connection:
+                            request.work(connection)
+                    except core.DATABASE_ERRORS as failed:
+                        outbox.set_aside_failed(failed)
                 else:
                     time.sleep(request.seconds)
             except BaseException as failure:
