@@ -351,6 +351,13 @@ failed = (
         dead_at=sa.case((Q.attempts + 1 >= P("max_attempts"), P("now")), else_=None),
     )
 )
+retry_now = (
+    sa.update(outbox)
+    .where(_pending, Q.lease_token.is_(None), Q.lease_until.is_not(None))
+    .values(lease_until=None)
+)
+"""``TestClock``: every message waiting after a failed hand-out may be handed out
+again now (its wait is on the real clock; a test's time is the test clock's)."""
 attempts_of = sa.select(Q.attempts).where(Q.id == P("message_id"))
 dead = sa.select(*_MESSAGE, Q.attempts, Q.last_error, Q.dead_at).where(Q.dead_at.is_not(None))
 dead_ids = sa.select(Q.id, Q.customer_id).where(Q.dead_at.is_not(None)).order_by(Q.id)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lifecycle.errors import InvalidInput, shown
-from lifecycle.store import OutboxMessage, SqlStore, SweepReport
+from lifecycle.store import OutboxMessage, SqlStore, SweepReport, sql
 from lifecycle.testing.clock import ManualClock
 
 
@@ -28,8 +28,9 @@ class TestClock:
     outbox and returns the messages delivered during that advance, in order.
     ``handler``, if given, receives each message too (as a ``lifecycle
     worker``'s handler would). A message it raises on is not delivered: the
-    store treats it as in production (tried again after a wait, its customer's
-    later messages held back, dead-lettered after ``max_attempts``), and
+    store treats it as in production (its customer's later messages held back,
+    dead-lettered after ``max_attempts``), except that it is tried again at the
+    next ``advance`` or ``drain``, not after a wait on the real clock; and
     ``advance`` raises after the drain, so a test sees its own notification
     code fail.
     """
@@ -89,6 +90,8 @@ class TestClock:
                     raise  # the store records the failure, as in production
             delivered.append(message)
 
+        with self.store._database("drain_outbox"), self.store._writing() as connection:
+            connection.execute(sql.retry_now)  # what failed before is tried again now
         while self.store.drain_outbox(handle, limit=1000):
             pass
         if failures:

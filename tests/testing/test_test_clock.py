@@ -126,6 +126,27 @@ def test_a_message_the_handler_raises_on_is_not_delivered(url: str) -> None:
     store.close()
 
 
+def test_a_failed_message_is_tried_again_at_the_next_advance(store: SqlStore) -> None:
+    """A handler that failed once and works again: the next advance delivers the
+    message it failed on and the customer's later ones, in order, without waiting
+    on the real clock; with max_attempts advances failing, it is a dead letter."""
+    failing = {"on": True}
+
+    def handler(message: OutboxMessage) -> None:
+        if failing["on"] and message.trigger == "subscribe":
+            raise RuntimeError("mail server down")
+
+    test_clock = TestClock(store, handler=handler)
+    with store.edit("c") as sub:
+        sub.subscribe("basic", order_id="o-1", term_months=1)
+    with pytest.raises(TestClockError):
+        test_clock.advance(timedelta(0))
+    failing["on"] = False
+    delivered = test_clock.advance(timedelta(days=40))
+    assert ["subscribe", "period_ended"] == [m.trigger for m in delivered]
+    assert [] == store.dead_letters()
+
+
 def test_a_customer_the_sweep_fails_on_fails_the_advance(store: SqlStore) -> None:
     """A corrupt customer is not silently skipped by a TestClock: advance says who."""
     test_clock = TestClock(store)
