@@ -123,7 +123,7 @@ class Subscription(Machinery):
         return twin
 
     def __repr__(self) -> str:
-        return f"<Subscription {shown(self.customer_id)} {self._state.value} mark={self._mark}>"
+        return f"<Subscription {self.customer_id!r} {self._state.value} mark={self._mark}>"
 
     # --- reads: pure, as of the clock's now (or ``at``) ----------------------
     #

@@ -10,7 +10,6 @@ from typing import Any, Literal
 
 import attrs
 
-from lifecycle.errors import shown
 from lifecycle.states import State
 
 Billing = Literal["credits", "payg", "included", "denied"]
@@ -63,7 +62,7 @@ class Details(Mapping[str, str]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Details({shown(dict(zip(self._names, self._values, strict=True)))})"
+        return f"Details({dict(zip(self._names, self._values, strict=True))!r})"
 
 
 _LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {}

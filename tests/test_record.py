@@ -312,3 +312,12 @@ def test_refused_records_leave_nothing_behind(catalog: lc.Catalog) -> None:
     finally:
         tracemalloc.stop()
     assert held < 1_000_000  # kept, it was 4 MB of names and 400 KB of timestamps
+
+
+def test_details_repr_shows_every_detail() -> None:
+    """A history entry's repr (a debugger's, a log's) shows all its details, however
+    many: only a caller's values in error messages are quoted a few items deep."""
+    from lifecycle.values import Details
+
+    given = {f"name_{n}": str(n) for n in range(9)}
+    assert f"Details({given!r})" == repr(Details(given))

@@ -17,7 +17,6 @@ import attrs
 
 from lifecycle.catalog.model import Catalog
 from lifecycle.catalog.versions import SHARED
-from lifecycle.errors import shown
 from lifecycle.money import MONEY
 
 
@@ -113,7 +112,7 @@ def diff(old: Catalog, new: Catalog) -> list[Change]:
     usage = f"everyone's usage from {at}"
     changes = [
         Change(
-            f"{name}: {shown(getattr(old, name))} → {shown(getattr(new, name))}",
+            f"{name}: {getattr(old, name)!r} → {getattr(new, name)!r}",
             "not allowed between versions: versions share their currency, time zone, "
             "idempotency window and late-arrival allowance",
             allowed=False,

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from lifecycle import inputs, telemetry
 from lifecycle.catalog import AnyCatalog
 from lifecycle.clock import Clock, aware
-from lifecycle.errors import SchemaMismatch, shown
+from lifecycle.errors import SchemaMismatch
 from lifecycle.store import base, core, migrate, outbox, plans, sweep, threaded, turns
 from lifecycle.store.outbox import DeadLetter, OutboxMessage
 from lifecycle.store.schema import SCHEMA_VERSION
@@ -531,7 +531,7 @@ class AsyncSubscription:
         self._run = run
 
     def __repr__(self) -> str:
-        return f"<AsyncSubscription {shown(self.sync)}>"
+        return f"<AsyncSubscription {self.sync!r}>"
 
     @property
     def customer_id(self) -> str:
