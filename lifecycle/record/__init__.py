@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lifecycle.catalog import AnyCatalog, Edition, TrialPackage
 from lifecycle.clock import Clock
@@ -384,12 +384,17 @@ DETAILS: Mapping[str, Mapping[str, Callable[[object, str, str], object]]] = {
 every figure a receipt, a past balance or past terms are rebuilt from is
 checked on load."""
 
+
+class _Step(NamedTuple):
+    source: State
+    dest: State
+    names: frozenset[str]
+    checks: tuple[tuple[str, Callable[[object, str, str], object]], ...]
+
+
 _STEPS = {
-    (e.trigger, source.value, e.dest.value): (
-        source,
-        e.dest,
-        frozenset(DETAILS[e.trigger]),
-        tuple(DETAILS[e.trigger].items()),
+    (e.trigger, source.value, e.dest.value): _Step(
+        source, e.dest, frozenset(DETAILS[e.trigger]), tuple(DETAILS[e.trigger].items())
     )
     for e in EDGES
     for source in e.sources
@@ -420,11 +425,11 @@ def parse_transition(value: object, field: str, seq: int) -> Transition:
     details = entry["details"]
     if type(details) is not dict and not isinstance(details, Mapping):
         raise f.bad(f"{field}.details", "expected an object of strings")
-    if details.keys() != step[2]:
-        names = sorted(str(k) for k in set(details) ^ step[2])
+    if details.keys() != step.names:
+        names = sorted(str(k) for k in set(details) ^ step.names)
         raise f.bad(f"{field}.details.{names[0]}", "is missing or is not a detail of " + trigger)
     where = field + ".details"
-    for name, check in step[3]:
+    for name, check in step.checks:
         check(details[name], where, name)
     key = entry["key"]
     if key is None:
@@ -438,7 +443,7 @@ def parse_transition(value: object, field: str, seq: int) -> Transition:
         requested = f.instant(requested, field, "requested_at")
         if requested >= at:
             raise f.bad(f"{field}.requested_at", "must be earlier than at, or null when equal")
-    return Transition(seq, at, trigger, step[0], step[1], key, details, requested or at)
+    return Transition(seq, at, trigger, step.source, step.dest, key, details, requested or at)
 
 
 def _check_history(history: list[Transition], state: State, mark: datetime | None) -> None:
