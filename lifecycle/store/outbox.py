@@ -246,12 +246,11 @@ def claim(
     now: datetime,
     limit: int,
     low: int,
+    token: str,
     lease: timedelta = LEASE,
-    token: str | None = None,
 ) -> Claim:
     """Lease up to ``limit`` messages that may be handed out now (step 1), under
-    ``token`` (a new one if not given)."""
-    token = token or new_token()
+    ``token`` (``new_token()``; the caller keeps it to give them back)."""
     started = time.monotonic()
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(sql.plain_index_scans)

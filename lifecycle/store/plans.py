@@ -132,7 +132,7 @@ def drain_plan(
     try:
         claimed: outbox.Claim = yield Transaction(
             lambda connection: outbox.claim(
-                connection, datetime.now(UTC), limit, low.mark(connection), token=token
+                connection, datetime.now(UTC), limit, low.mark(connection), token
             )
         )
     except BaseException as error:

@@ -192,7 +192,7 @@ def test_a_dead_drainers_messages_come_back_after_its_lease(store: SqlStore) -> 
     handed out while its lease lives, and are handed out again once it runs out."""
     _two_customers(store)
     with store.engine.begin() as connection:
-        claimed = queue.claim(connection, datetime.now().astimezone(), 100, 0)
+        claimed = queue.claim(connection, datetime.now().astimezone(), 100, 0, queue.new_token())
     assert 4 == len(claimed.messages)
     seen: list[OutboxMessage] = []
     assert 0 == store.drain_outbox(seen.append)
