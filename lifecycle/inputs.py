@@ -16,6 +16,8 @@ from lifecycle.money import in_range, parse, text
 
 MAX_KEY_LENGTH = 255
 MAX_TERM_MONTHS = 1200
+MAX_DRAIN_LIMIT = 10000
+"""The most messages one claim of ``drain_outbox`` takes (its ``limit``)."""
 
 
 def identifier(value: object, field: str, code: str = "input.bad_key") -> str:

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from lifecycle.cli.app import cli
 from lifecycle.errors import LifecycleError, shown
+from lifecycle.inputs import MAX_DRAIN_LIMIT
 
 log = logging.getLogger("lifecycle.worker")
 
@@ -86,7 +87,7 @@ def load_handler(spec: str) -> Callable[[Any], object]:
     "--limit",
     default=100,
     show_default=True,
-    type=click.IntRange(1, 10_000),
+    type=click.IntRange(1, MAX_DRAIN_LIMIT),
     help="Messages per claim.",
 )
 @click.option(

@@ -317,9 +317,10 @@ class StoreBase:
     def _drain_arguments(handler: object, limit: object) -> None:
         if not callable(handler):
             raise InvalidInput("handler", "expected a callable taking an OutboxMessage")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+        most = inputs.MAX_DRAIN_LIMIT
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
             raise InvalidInput(
-                "limit", f"expected a whole number from 1 to 10000, got {shown(limit)}"
+                "limit", f"expected a whole number from 1 to {most}, got {shown(limit)}"
             )
 
     @staticmethod
